@@ -1,0 +1,388 @@
+//! Streaming reader for `.npy` feature files.
+//!
+//! The pool can be larger than memory allows twice over, so rows are read in
+//! chunks straight into the single `f32` matrix the optimiser uses, validated
+//! and L2-normalised on the way. Only the parts of the format that `np.save`
+//! writes for a plain 2-D float array are accepted; everything else gets an
+//! error that says what was found.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+/// Bytes read per chunk of rows; large enough to amortise syscalls.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Element type of a supported array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+}
+
+/// What the header of an `.npy` file says about its array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub dtype: Dtype,
+    pub big_endian: bool,
+    pub fortran_order: bool,
+    pub shape: Vec<usize>,
+    /// Offset of the first data byte from the start of the file.
+    pub data_offset: usize,
+}
+
+/// Reads and checks the header of one file; the reader is left at the data.
+pub fn read_header(path: &Path, reader: &mut impl Read) -> Result<Header> {
+    let bad = |msg: String| Error::input(path, msg);
+    let mut preamble = [0u8; 8];
+    reader
+        .read_exact(&mut preamble)
+        .map_err(|_| bad("not an .npy file (too short for the NumPy magic string)".into()))?;
+    if &preamble[..6] != MAGIC {
+        return Err(bad("not an .npy file (missing the NumPy magic string)".into()));
+    }
+    let major = preamble[6];
+    let len_bytes = match major {
+        1 => 2,
+        2 | 3 => 4,
+        v => return Err(bad(format!("unsupported .npy format version {v}"))),
+    };
+    let mut len_buf = [0u8; 4];
+    reader
+        .read_exact(&mut len_buf[..len_bytes])
+        .map_err(|_| bad("truncated .npy header".into()))?;
+    let header_len = u32::from_le_bytes(len_buf) as usize;
+    let mut text = vec![0u8; header_len];
+    reader
+        .read_exact(&mut text)
+        .map_err(|_| bad("truncated .npy header".into()))?;
+    let text = String::from_utf8_lossy(&text);
+    let mut header = parse_header_dict(&text).map_err(bad)?;
+    header.data_offset = 8 + len_bytes + header_len;
+    Ok(header)
+}
+
+/// Parses the Python dict literal of an `.npy` header, e.g.
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (1797, 64), }`.
+fn parse_header_dict(text: &str) -> std::result::Result<Header, String> {
+    let descr = dict_value(text, "descr").ok_or("header has no 'descr'")?;
+    let (dtype, big_endian) = parse_descr(descr)?;
+    let fortran = dict_value(text, "fortran_order").ok_or("header has no 'fortran_order'")?;
+    let fortran_order = match fortran {
+        v if v.starts_with("True") => true,
+        v if v.starts_with("False") => false,
+        _ => return Err("header has an unreadable 'fortran_order'".into()),
+    };
+    let shape = dict_value(text, "shape").ok_or("header has no 'shape'")?;
+    let shape = parse_shape(shape).ok_or("header has an unreadable 'shape'")?;
+    Ok(Header { dtype, big_endian, fortran_order, shape, data_offset: 0 })
+}
+
+/// The text right after `'key':`, with leading spaces removed.
+fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let quoted = [format!("'{key}'"), format!("\"{key}\"")];
+    let at = quoted.iter().find_map(|q| text.find(q.as_str()).map(|i| i + q.len()))?;
+    let rest = text[at..].trim_start().strip_prefix(':')?;
+    Some(rest.trim_start())
+}
+
+fn parse_descr(value: &str) -> std::result::Result<(Dtype, bool), String> {
+    if value.starts_with('[') {
+        return Err("unsupported dtype: a structured (record) array; save a plain 2-D float array".into());
+    }
+    let quote = value.chars().next().filter(|c| *c == '\'' || *c == '"');
+    let descr = quote
+        .and_then(|q| value[1..].split(q).next())
+        .ok_or("header has an unreadable 'descr'")?;
+    let (order, kind) = match descr.chars().next() {
+        Some(c @ ('<' | '>' | '=' | '|')) => (c, &descr[1..]),
+        _ => ('=', descr),
+    };
+    let big_endian = order == '>';
+    match kind {
+        "f4" => Ok((Dtype::F32, big_endian)),
+        "f8" => Ok((Dtype::F64, big_endian)),
+        _ => Err(format!(
+            "unsupported dtype '{descr}' ({}); activeft reads float32 or float64, \
+             convert with arr.astype(np.float32)",
+            describe_kind(kind)
+        )),
+    }
+}
+
+fn describe_kind(kind: &str) -> &'static str {
+    match kind.chars().next() {
+        Some('f') => "a float of another width",
+        Some('i') => "signed integers",
+        Some('u') => "unsigned integers",
+        Some('b') => "booleans",
+        Some('c') => "complex numbers",
+        Some('O') => "Python objects",
+        Some('U' | 'S' | 'a') => "strings",
+        Some('M' | 'm') => "dates or times",
+        _ => "not a float type",
+    }
+}
+
+fn parse_shape(value: &str) -> Option<Vec<usize>> {
+    let inner = value.strip_prefix('(')?;
+    let inner = &inner[..inner.find(')')?];
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse().ok())
+        .collect()
+}
+
+/// One opened feature file with its validated header.
+struct Shard {
+    path: PathBuf,
+    header: Header,
+    rows: usize,
+    cols: usize,
+    reader: BufReader<File>,
+}
+
+impl Shard {
+    fn open(path: &Path) -> Result<Shard> {
+        let file = File::open(path).map_err(|e| Error::input(path, io_reason(&e)))?;
+        let file_len = file.metadata().map_err(|e| Error::input(path, io_reason(&e)))?.len();
+        let mut reader = BufReader::with_capacity(CHUNK_BYTES, file);
+        let header = read_header(path, &mut reader)?;
+        let (rows, cols) = match header.shape[..] {
+            [rows, cols] => (rows, cols),
+            _ => {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "expected a 2-D array (samples x features), found shape {}",
+                        shape_text(&header.shape)
+                    ),
+                ));
+            }
+        };
+        let expected = header.data_offset as u64 + (rows * cols * header.dtype.size()) as u64;
+        if file_len < expected {
+            return Err(Error::input(
+                path,
+                format!(
+                    "truncated: the header promises {rows} x {cols} values ({} bytes of data) \
+                     but the file holds {}",
+                    expected - header.data_offset as u64,
+                    file_len.saturating_sub(header.data_offset as u64)
+                ),
+            ));
+        }
+        if file_len > expected {
+            return Err(Error::input(
+                path,
+                format!("{} unexpected bytes after the array data", file_len - expected),
+            ));
+        }
+        Ok(Shard { path: path.to_path_buf(), header, rows, cols, reader })
+    }
+}
+
+fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ if e.raw_os_error() == Some(21) => "is a directory, not an .npy file".into(),
+        _ => format!("cannot read: {e}"),
+    }
+}
+
+/// Loads one or more shards (concatenated in order) as unit-norm `f32` rows.
+///
+/// Values are rounded to `f32` first and then normalised in `f64`, so the
+/// result does not depend on the file's dtype width or memory order beyond
+/// that rounding. With `drop_last_column` the last column (a label) is ignored.
+pub fn load_features(paths: &[PathBuf], drop_last_column: bool) -> Result<Array2<f32>> {
+    let mut shards = paths.iter().map(|p| Shard::open(p)).collect::<Result<Vec<_>>>()?;
+    let dim = feature_dim(&shards[0], drop_last_column)?;
+    for shard in &shards[1..] {
+        let d = feature_dim(shard, drop_last_column)?;
+        if d != dim {
+            return Err(Error::input(
+                &shard.path,
+                format!("has {} columns but {} has {}", shard.cols, shards[0].path.display(), shards[0].cols),
+            ));
+        }
+    }
+    let n: usize = shards.iter().map(|s| s.rows).sum();
+    let mut out = Array2::<f32>::zeros((n, dim));
+    let mut first_row = 0;
+    for shard in &mut shards {
+        let block = out.slice_mut(ndarray::s![first_row..first_row + shard.rows, ..]);
+        let dest = block.into_slice().expect("row block of a C-order array is contiguous");
+        let rows = Rows { path: shard.path.clone(), first_row, sharded: paths.len() > 1 };
+        if shard.header.fortran_order {
+            read_fortran(shard, dest, dim, &rows)?;
+        } else {
+            read_c_order(shard, dest, dim, &rows)?;
+        }
+        normalize_rows(dest, dim, &rows)?;
+        first_row += shard.rows;
+    }
+    Ok(out)
+}
+
+fn feature_dim(shard: &Shard, drop_last_column: bool) -> Result<usize> {
+    if shard.rows == 0 {
+        return Err(Error::input(&shard.path, "has no rows (shape has 0 samples)"));
+    }
+    let dim = shard.cols - usize::from(drop_last_column);
+    if shard.cols == 0 || dim == 0 {
+        let why = if drop_last_column { " after dropping the label column" } else { "" };
+        return Err(Error::input(&shard.path, format!("has no feature columns{why}")));
+    }
+    Ok(dim)
+}
+
+/// Where a shard's rows sit in the pool, for error messages.
+struct Rows {
+    path: PathBuf,
+    first_row: usize,
+    sharded: bool,
+}
+
+impl Rows {
+    fn error(&self, row: usize, what: String) -> Error {
+        let global = if self.sharded { format!(" (sample {} overall)", self.first_row + row) } else { String::new() };
+        Error::input(&self.path, format!("row {row}{global} {what}"))
+    }
+}
+
+/// Decodes `bytes` as values of `header`'s dtype, appending them as `f32`.
+fn decode(header: &Header, bytes: &[u8], out: &mut Vec<(f32, bool)>) {
+    out.clear();
+    let be = header.big_endian;
+    match header.dtype {
+        Dtype::F32 => out.extend(bytes.chunks_exact(4).map(|b| {
+            let b: [u8; 4] = b.try_into().unwrap();
+            let v = if be { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) };
+            (v, v.is_finite())
+        })),
+        Dtype::F64 => out.extend(bytes.chunks_exact(8).map(|b| {
+            let b: [u8; 8] = b.try_into().unwrap();
+            let v = if be { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) };
+            // A finite f64 beyond f32's range still cannot be represented.
+            ((v as f32), v.is_finite() && (v as f32).is_finite())
+        })),
+    }
+}
+
+fn not_finite(value: f32, col: usize) -> String {
+    let what = if value.is_nan() { "NaN".to_string() } else { format!("{value} (not finite in float32)") };
+    format!("has a non-finite value in column {col}: {what}")
+}
+
+fn read_c_order(
+    shard: &mut Shard,
+    dest: &mut [f32],
+    dim: usize,
+    rows: &Rows,
+) -> Result<()> {
+    let row_bytes = shard.cols * shard.header.dtype.size();
+    let rows_per_chunk = (CHUNK_BYTES / row_bytes).max(1);
+    let mut bytes = vec![0u8; rows_per_chunk * row_bytes];
+    let mut values = Vec::new();
+    for first in (0..shard.rows).step_by(rows_per_chunk) {
+        let count = rows_per_chunk.min(shard.rows - first);
+        let chunk = &mut bytes[..count * row_bytes];
+        shard.reader.read_exact(chunk).map_err(|e| Error::input(&shard.path, io_reason(&e)))?;
+        decode(&shard.header, chunk, &mut values);
+        for (r, row) in values.chunks_exact(shard.cols).enumerate() {
+            let out = &mut dest[(first + r) * dim..(first + r + 1) * dim];
+            for (col, (&(v, finite), o)) in row.iter().zip(out.iter_mut()).enumerate() {
+                if !finite {
+                    return Err(rows.error(first + r, not_finite(v, col)));
+                }
+                *o = v;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_fortran(
+    shard: &mut Shard,
+    dest: &mut [f32],
+    dim: usize,
+    rows: &Rows,
+) -> Result<()> {
+    let mut bytes = vec![0u8; shard.rows * shard.header.dtype.size()];
+    let mut values = Vec::new();
+    for col in 0..dim {
+        shard.reader.read_exact(&mut bytes).map_err(|e| Error::input(&shard.path, io_reason(&e)))?;
+        decode(&shard.header, &bytes, &mut values);
+        for (row, &(v, finite)) in values.iter().enumerate() {
+            if !finite {
+                return Err(rows.error(row, not_finite(v, col)));
+            }
+            dest[row * dim + col] = v;
+        }
+    }
+    Ok(())
+}
+
+fn normalize_rows(dest: &mut [f32], dim: usize, rows: &Rows) -> Result<()> {
+    for (row, values) in dest.chunks_exact_mut(dim).enumerate() {
+        let norm = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            return Err(rows.error(row, "is all zeros and has no direction to normalise".into()));
+        }
+        for v in values.iter_mut() {
+            *v = (f64::from(*v) / norm) as f32;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_headers_numpy_writes() {
+        let h = parse_header_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (1797, 64), }").unwrap();
+        assert_eq!((h.dtype, h.big_endian, h.fortran_order, h.shape), (Dtype::F32, false, false, vec![1797, 64]));
+        let h = parse_header_dict("{'descr': '>f8', 'fortran_order': True, 'shape': (3,), }").unwrap();
+        assert_eq!((h.dtype, h.big_endian, h.fortran_order, h.shape), (Dtype::F64, true, true, vec![3]));
+        let h = parse_header_dict("{'descr': '<f8', 'fortran_order': False, 'shape': (), }").unwrap();
+        assert!(h.shape.is_empty());
+    }
+
+    #[test]
+    fn rejects_non_float_dtypes_by_name() {
+        for (descr, word) in [("<i8", "integers"), ("<c8", "complex"), ("|O", "objects"), ("<f2", "width")] {
+            let text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2, 2), }}");
+            let err = parse_header_dict(&text).unwrap_err();
+            assert!(err.contains(descr) && err.contains(word), "{err}");
+        }
+        let err = parse_header_dict("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }").unwrap_err();
+        assert!(err.contains("structured"), "{err}");
+    }
+}

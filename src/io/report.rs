@@ -1,0 +1,70 @@
+//! The `--report` file: everything needed to understand and repeat a run.
+
+use serde::Serialize;
+
+/// One run of `activeft select`, as written by `--report`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The selected sample ids, ascending: the same list as the selection output.
+    pub selected: Vec<usize>,
+    /// The sample ids the points started at, in point order.
+    pub init: Vec<usize>,
+    /// The loss evaluated before each iteration's update, one per iteration.
+    pub losses: Vec<f64>,
+    /// Number of samples in the pool (all shards).
+    pub n: usize,
+    /// Feature dimension (after dropping a label column).
+    pub dim: usize,
+    /// Number of samples selected.
+    pub budget: usize,
+    /// The seed for initialisation and batches.
+    pub seed: u64,
+    /// The selection method.
+    pub method: &'static str,
+    /// The feature files, in the order they were concatenated.
+    pub features: Vec<String>,
+    /// Every setting the run used.
+    pub params: ReportParams,
+    /// Wall-clock time of each phase.
+    pub seconds: Seconds,
+    /// The activeft version that wrote this report.
+    pub version: &'static str,
+}
+
+/// The settings of the run, with defaults filled in.
+#[derive(Debug, Serialize)]
+pub struct ReportParams {
+    /// Optimisation steps.
+    pub iterations: usize,
+    /// Adam's (initial) learning rate.
+    pub lr: f64,
+    /// Temperature of the loss.
+    pub temperature: f64,
+    /// Weight of the diversity term.
+    pub balance: f64,
+    /// Learning-rate schedule: "none" or "cosine".
+    pub scheduler: &'static str,
+    /// Initialisation: "random", "fps" or "indices".
+    pub init: &'static str,
+    /// The file the initial sample ids came from, with "indices".
+    pub init_indices: Option<String>,
+    /// Samples per iteration; null when every iteration uses the whole pool.
+    pub batch_size: Option<usize>,
+    /// Whether the last column of the feature files was dropped as a label.
+    pub label_column_dropped: bool,
+    /// Worker threads (the result does not depend on it).
+    pub threads: usize,
+}
+
+/// Seconds spent in each phase.
+#[derive(Debug, Serialize)]
+pub struct Seconds {
+    /// Reading, checking and normalising the features.
+    pub load: f64,
+    /// Initialising and optimising the points.
+    pub optimize: f64,
+    /// Mapping the points to samples.
+    pub map: f64,
+    /// The whole run.
+    pub total: f64,
+}

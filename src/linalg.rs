@@ -1,0 +1,147 @@
+//! The few dense kernels the methods share.
+//!
+//! Every similarity that decides an assignment or a mapping is computed by
+//! [`dot`], whose summation order is fixed, so the same pair always gets the
+//! same bits whatever the thread count or code path. Matrix products (BLAS-like,
+//! via `matrixmultiply`) are only used as a fast filter: their error against
+//! [`dot`] is bounded by [`score_tolerance`], and any candidate within that
+//! tolerance of the best is re-scored with [`dot`].
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+/// Width of the independent partial sums in [`dot`]; a multiple of the SIMD
+/// width of common CPUs so the compiler can vectorise it without reordering.
+const LANES: usize = 8;
+
+/// Dot product with a fixed summation order (eight running sums, combined
+/// pairwise, then the tail). The canonical similarity of the crate.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// An upper bound on how far any float32 evaluation of a dot product of two
+/// (near-)unit vectors of length `dim` can be from the exact value: the
+/// classic `dim * u / (1 - dim * u)` bound, doubled to cover vectors whose
+/// norm is 1 only up to rounding and products that underflow.
+pub fn dot_error_bound(dim: usize) -> f32 {
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let gamma = dim as f64 * u / (1.0 - dim as f64 * u);
+    (2.0 * gamma) as f32 + 1e-30
+}
+
+/// How far below the best filtered score a candidate must still be checked:
+/// the filter and [`dot`] can each be off by [`dot_error_bound`], in
+/// opposite directions, for both the leader and the candidate.
+pub fn score_tolerance(dim: usize) -> f32 {
+    4.0 * dot_error_bound(dim)
+}
+
+/// `out = rows · colsᵀ`, single-threaded; callers parallelise over tiles so
+/// the result never depends on the number of threads.
+pub fn gemm_nt(rows: ArrayView2<f32>, cols: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
+    general_mat_mul(1.0, &rows, &cols.t(), 0.0, out);
+}
+
+/// `out = a · b`, single-threaded.
+pub fn gemm_nn(a: ArrayView2<f32>, b: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
+    general_mat_mul(1.0, &a, &b, 0.0, out);
+}
+
+/// Rows scaled to unit length (in f64), with the original lengths.
+pub fn normalize_rows(points: &Array2<f64>) -> (Array2<f64>, Vec<f64>) {
+    let norms: Vec<f64> = points.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+    let mut unit = points.clone();
+    for (mut row, &norm) in unit.rows_mut().into_iter().zip(&norms) {
+        row /= norm;
+    }
+    (unit, norms)
+}
+
+/// The index of the best score under [`dot`], given filter `scores` of the
+/// same candidates: every candidate within [`score_tolerance`] of the best
+/// filtered score is re-scored exactly. Ties go to the lowest index.
+/// `eligible` restricts the candidates (e.g. to samples not yet taken).
+pub fn refined_argmax(
+    scores: impl Iterator<Item = f32> + Clone,
+    tolerance: f32,
+    mut eligible: impl FnMut(usize) -> bool,
+    mut exact: impl FnMut(usize) -> f32,
+) -> Option<(usize, f32)> {
+    let best = scores
+        .clone()
+        .enumerate()
+        .filter(|&(j, _)| eligible(j))
+        .map(|(_, s)| s)
+        .fold(f32::NEG_INFINITY, f32::max);
+    if best == f32::NEG_INFINITY {
+        return None;
+    }
+    let mut winner: Option<(usize, f32)> = None;
+    for (j, s) in scores.enumerate() {
+        if s >= best - tolerance && eligible(j) {
+            let e = exact(j);
+            if winner.is_none_or(|(_, w)| e > w) {
+                winner = Some((j, e));
+            }
+        }
+    }
+    winner
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn unit(v: Vec<f32>) -> Vec<f32> {
+        let n = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        v.iter().map(|x| (f64::from(*x) / n) as f32).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn dot_and_gemm_agree_within_the_bound(
+            d in 1usize..70,
+            seed in proptest::collection::vec(-1.0f32..1.0, 140),
+        ) {
+            let a = unit(seed[..d].iter().map(|x| x + 1e-3).collect());
+            let b = unit(seed[70..70 + d].iter().map(|x| x - 1e-3).collect());
+            let exact: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            let av = ArrayView2::from_shape((1, d), &a).unwrap();
+            let bv = ArrayView2::from_shape((1, d), &b).unwrap();
+            let mut out = Array2::zeros((1, 1));
+            gemm_nt(av, bv, &mut out.view_mut());
+            let bound = f64::from(dot_error_bound(d));
+            prop_assert!((f64::from(dot(&a, &b)) - exact).abs() <= bound);
+            prop_assert!((f64::from(out[[0, 0]]) - exact).abs() <= bound);
+        }
+    }
+
+    #[test]
+    fn refined_argmax_prefers_exact_scores_and_low_indices() {
+        // The filter says 1 wins narrowly, but the exact scores tie 0 and 1.
+        let filter = [0.5f32, 0.50001, 0.1];
+        let exact = [0.7f32, 0.7, 0.9];
+        let got = refined_argmax(filter.iter().copied(), 1e-3, |_| true, |j| exact[j]);
+        assert_eq!(got, Some((0, 0.7)));
+        // Ineligible candidates are skipped even when they lead.
+        let got = refined_argmax(filter.iter().copied(), 1e-3, |j| j == 2, |j| exact[j]);
+        assert_eq!(got, Some((2, 0.9)));
+        assert_eq!(refined_argmax(filter.iter().copied(), 1e-3, |_| false, |j| exact[j]), None);
+    }
+}

@@ -1,0 +1,371 @@
+//! The ActiveFT objective and its exact gradient.
+//!
+//! With unit features `f_i`, unit points `ĉ_k`, temperature `t`, balance `b`:
+//!
+//! ```text
+//! s_i   = max_k f_i·ĉ_k / t                       (p_i = argmax)
+//! S_k   = Σ_j exp(sg(ĉ_j)·ĉ_k / t)
+//! loss  = mean_i [ log(exp(s_i) + b·S_{p_i}) − s_i ] = mean_i softplus(u_i),
+//! u_i   = ln b + ln S_{p_i} − s_i
+//! ```
+//!
+//! Everything is evaluated in log space, so any temperature > 0 works (the
+//! reference overflows float32 below t ≈ 0.0113). Writing σ for the logistic
+//! function and `w_kj = softmax_j(ĉ_j·ĉ_k / t)`, the gradient with respect to
+//! the unit point `ĉ_k` is
+//!
+//! ```text
+//! g_k = 1/(t·N) · Σ_{i: p_i = k} σ(u_i) · (V_k − f_i),    V_k = Σ_j w_kj ĉ_j,
+//! ```
+//!
+//! and with respect to the raw point `c_k` it is `(g_k − (g_k·ĉ_k) ĉ_k) / |c_k|`.
+
+use ndarray::{Array2, ArrayView2, Axis, s};
+use rayon::prelude::*;
+
+use crate::linalg::{dot, gemm_nn, gemm_nt, refined_argmax, score_tolerance};
+
+/// Samples per parallel work item; fixed so sums do not depend on threads.
+const SAMPLE_CHUNK: usize = 256;
+/// Points per tile of the point-point term: memory O(tile · k), not k².
+const POINT_TILE: usize = 256;
+
+/// The samples an iteration evaluates: the whole pool or a subset.
+#[derive(Debug, Clone)]
+pub enum Batch {
+    All(usize),
+    Subset(Vec<usize>),
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::All(n) => *n,
+            Batch::Subset(ids) => ids.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sample id at batch position `i`.
+    pub fn id(&self, i: usize) -> usize {
+        match self {
+            Batch::All(_) => i,
+            Batch::Subset(ids) => ids[i],
+        }
+    }
+}
+
+/// Each batch sample's nearest point and its similarity `f_i·ĉ_{p_i}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub point: Vec<usize>,
+    pub similarity: Vec<f64>,
+}
+
+/// Per-point quantities of the diversity term: `ln S_k` and `V_k`.
+pub struct PointTerm {
+    pub log_s: Vec<f64>,
+    pub v: Array2<f64>,
+}
+
+/// The learnable points in the forms the objective needs.
+pub struct Points {
+    pub unit: Array2<f64>,
+    pub unit32: Array2<f32>,
+    pub norms: Vec<f64>,
+}
+
+impl Points {
+    pub fn new(raw: &Array2<f64>) -> Self {
+        let (unit, norms) = crate::linalg::normalize_rows(raw);
+        let unit32 = unit.mapv(|x| x as f32);
+        Points { unit, unit32, norms }
+    }
+}
+
+/// The exact nearest point of every batch sample: a float32 product filters,
+/// [`dot`] decides (see `linalg`), ties go to the lowest point index.
+pub fn assign_dense(features: ArrayView2<f32>, batch: &Batch, points: ArrayView2<f32>) -> Assignment {
+    let (k, dim) = points.dim();
+    let tolerance = score_tolerance(dim);
+    let chunks: Vec<Vec<(usize, f64)>> = (0..batch.len().div_ceil(SAMPLE_CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let range = c * SAMPLE_CHUNK..((c + 1) * SAMPLE_CHUNK).min(batch.len());
+            let rows = gather_rows(features, batch, range.clone());
+            let mut scores = Array2::<f32>::zeros((range.len(), k));
+            gemm_nt(rows.view(), points, &mut scores.view_mut());
+            scores
+                .rows()
+                .into_iter()
+                .zip(rows.rows())
+                .map(|(row_scores, f)| {
+                    let f = f.as_slice().expect("gathered rows are contiguous");
+                    let exact = |j: usize| dot(f, points.row(j).as_slice().expect("points are contiguous"));
+                    let (j, s) = refined_argmax(row_scores.iter().copied(), tolerance, |_| true, exact)
+                        .expect("there is at least one point");
+                    (j, f64::from(s))
+                })
+                .collect()
+        })
+        .collect();
+    let (point, similarity) = chunks.into_iter().flatten().unzip();
+    Assignment { point, similarity }
+}
+
+/// The batch rows at positions `range`, as an owned contiguous block.
+fn gather_rows(features: ArrayView2<f32>, batch: &Batch, range: std::ops::Range<usize>) -> Array2<f32> {
+    match batch {
+        Batch::All(_) => features.slice(s![range, ..]).to_owned(),
+        Batch::Subset(ids) => features.select(Axis(0), &ids[range]),
+    }
+}
+
+/// `ln S_k` and `V_k` for every point, in tiles of [`POINT_TILE`] points.
+pub fn point_term(points: ArrayView2<f32>, temperature: f64) -> PointTerm {
+    let (k, dim) = points.dim();
+    let tiles: Vec<(Vec<f64>, Array2<f32>)> = (0..k.div_ceil(POINT_TILE))
+        .into_par_iter()
+        .map(|tile| {
+            let rows = points.slice(s![tile * POINT_TILE..((tile + 1) * POINT_TILE).min(k), ..]);
+            let mut sims = Array2::<f32>::zeros((rows.nrows(), k));
+            gemm_nt(rows, points, &mut sims.view_mut());
+            let log_s: Vec<f64> = sims.rows_mut().into_iter().map(|mut row| softmax_in_place(&mut row, temperature)).collect();
+            let mut v = Array2::<f32>::zeros((rows.nrows(), dim));
+            gemm_nn(sims.view(), points, &mut v.view_mut());
+            (log_s, v)
+        })
+        .collect();
+    let log_s = tiles.iter().flat_map(|(l, _)| l.iter().copied()).collect();
+    let views: Vec<_> = tiles.iter().map(|(_, v)| v.view()).collect();
+    let v = ndarray::concatenate(Axis(0), &views).expect("tiles share a width").mapv(f64::from);
+    PointTerm { log_s, v }
+}
+
+/// Replaces similarities by `softmax(sim / t)` and returns the log of the
+/// normaliser, `ln Σ_j exp(sim_j / t)`, computed without overflow.
+fn softmax_in_place(row: &mut ndarray::ArrayViewMut1<f32>, temperature: f64) -> f64 {
+    let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x) / temperature));
+    let sum: f64 = row.iter().map(|&x| (f64::from(x) / temperature - max).exp()).sum();
+    let log_s = max + sum.ln();
+    row.mapv_inplace(|x| (f64::from(x) / temperature - log_s).exp() as f32);
+    log_s
+}
+
+/// `log(1 + e^u)` without overflow.
+fn softplus(u: f64) -> f64 {
+    if u > 0.0 { u + (-u).exp().ln_1p() } else { u.exp().ln_1p() }
+}
+
+/// `1 / (1 + e^-u)` without overflow.
+fn sigmoid(u: f64) -> f64 {
+    if u >= 0.0 {
+        1.0 / (1.0 + (-u).exp())
+    } else {
+        let e = u.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// The loss and its gradient with respect to the raw points, given the
+/// batch's assignment and the point term. Generic over the feature type so
+/// the same code serves the float32 pool and the float64 test oracle.
+pub fn loss_and_gradient<T: Copy + Into<f64> + Sync>(
+    features: ArrayView2<T>,
+    batch: &Batch,
+    assignment: &Assignment,
+    term: &PointTerm,
+    points: &Points,
+    temperature: f64,
+    balance: f64,
+) -> (f64, Array2<f64>) {
+    let n = batch.len();
+    let ln_b = balance.ln();
+    // (loss term, σ(u)) of every batch sample.
+    let per_sample: Vec<(f64, f64)> = (0..n)
+        .into_par_iter()
+        .with_min_len(SAMPLE_CHUNK)
+        .map(|i| {
+            let u = ln_b + term.log_s[assignment.point[i]] - assignment.similarity[i] / temperature;
+            (softplus(u), sigmoid(u))
+        })
+        .collect();
+    let loss = per_sample
+        .par_chunks(SAMPLE_CHUNK)
+        .map(|c| c.iter().map(|(l, _)| l).sum::<f64>())
+        .collect::<Vec<f64>>()
+        .iter()
+        .sum::<f64>()
+        / n as f64;
+
+    let members = group_by_point(&assignment.point, points.unit.nrows());
+    let mut grad = Array2::<f64>::zeros(points.unit.dim());
+    let scale = 1.0 / (temperature * n as f64);
+    grad.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(k, mut g)| {
+        // g_k = scale · (B_k V_k − A_k), A_k = Σ σ_i f_i, B_k = Σ σ_i.
+        let mut weight = 0.0;
+        for &i in &members[k] {
+            let sigma = per_sample[i].1;
+            weight += sigma;
+            for (gj, &fj) in g.iter_mut().zip(features.row(batch.id(i))) {
+                *gj -= sigma * fj.into();
+            }
+        }
+        g.scaled_add(weight, &term.v.row(k));
+        g *= scale;
+        // Through the normalisation ĉ = c / |c|.
+        let unit = points.unit.row(k);
+        let radial = g.dot(&unit);
+        g.scaled_add(-radial, &unit);
+        g /= points.norms[k];
+    });
+    (loss, grad)
+}
+
+/// Batch positions assigned to each point, ascending (a counting sort).
+fn group_by_point(point_of: &[usize], k: usize) -> Vec<Vec<usize>> {
+    let mut members = vec![Vec::new(); k];
+    for (i, &p) in point_of.iter().enumerate() {
+        members[p].push(i);
+    }
+    members
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{RngExt, SeedableRng};
+
+    fn random_unit_rows(n: usize, d: usize, seed: u64) -> Array2<f64> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let raw = Array2::from_shape_fn((n, d), |_| rng.random_range(-1.0..1.0));
+        crate::linalg::normalize_rows(&raw).0
+    }
+
+    /// The objective written out literally, in f64 and in the plain
+    /// exponential form: the oracle for everything above. `detached` plays
+    /// the stop-gradient operand of S_k: finite differences move `raw` only.
+    fn naive_loss_sg(features: &Array2<f64>, raw: &Array2<f64>, detached: &Array2<f64>, t: f64, b: f64) -> f64 {
+        let (unit, _) = crate::linalg::normalize_rows(raw);
+        let (fixed, _) = crate::linalg::normalize_rows(detached);
+        let s_of = |k: usize| -> f64 { fixed.rows().into_iter().map(|cj| (cj.dot(&unit.row(k)) / t).exp()).sum() };
+        let total: f64 = features
+            .rows()
+            .into_iter()
+            .map(|f| {
+                let sims: Vec<f64> = unit.rows().into_iter().map(|c| f.dot(&c) / t).collect();
+                let (p, s) = sims.iter().enumerate().fold((0, f64::NEG_INFINITY), |a, (j, &x)| if x > a.1 { (j, x) } else { a });
+                (s.exp() + b * s_of(p)).ln() - s
+            })
+            .sum();
+        total / features.nrows() as f64
+    }
+
+    fn naive_loss(features: &Array2<f64>, raw: &Array2<f64>, t: f64, b: f64) -> f64 {
+        naive_loss_sg(features, raw, raw, t, b)
+    }
+
+    /// The exact f64 assignment, for the f64 oracle path.
+    fn assign_f64(features: &Array2<f64>, unit: &Array2<f64>) -> Assignment {
+        let (point, similarity) = features
+            .rows()
+            .into_iter()
+            .map(|f| {
+                unit.rows().into_iter().map(|c| f.dot(&c)).enumerate().fold((0, f64::NEG_INFINITY), |a, (j, x)| if x > a.1 { (j, x) } else { a })
+            })
+            .unzip();
+        Assignment { point, similarity }
+    }
+
+    /// The point term in f64, written out directly.
+    fn point_term_f64(unit: &Array2<f64>, t: f64) -> PointTerm {
+        let k = unit.nrows();
+        let mut log_s = Vec::new();
+        let mut v = Array2::zeros(unit.dim());
+        for a in 0..k {
+            let logits: Vec<f64> = (0..k).map(|j| unit.row(j).dot(&unit.row(a)) / t).collect();
+            let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let ls = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln();
+            for j in 0..k {
+                v.row_mut(a).scaled_add((logits[j] - ls).exp(), &unit.row(j));
+            }
+            log_s.push(ls);
+        }
+        PointTerm { log_s, v }
+    }
+
+    fn analytic(features: &Array2<f64>, raw: &Array2<f64>, t: f64, b: f64) -> (f64, Array2<f64>) {
+        let points = Points::new(raw);
+        let assignment = assign_f64(features, &points.unit);
+        let term = point_term_f64(&points.unit, t);
+        loss_and_gradient(features.view(), &Batch::All(features.nrows()), &assignment, &term, &points, t, b)
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        for (seed, t, b) in [(1, 0.07, 1.0), (2, 0.5, 0.3), (3, 0.2, 2.0)] {
+            let features = random_unit_rows(40, 6, seed);
+            // Raw points of varied length, to exercise the normalisation.
+            let raw = random_unit_rows(5, 6, seed + 100) * 1.7;
+            let (loss, grad) = analytic(&features, &raw, t, b);
+            assert!((loss - naive_loss(&features, &raw, t, b)).abs() < 1e-12);
+            let h = 1e-6;
+            for ((k, j), &g) in grad.indexed_iter() {
+                let (mut up, mut down) = (raw.clone(), raw.clone());
+                up[[k, j]] += h;
+                down[[k, j]] -= h;
+                let fd = (naive_loss_sg(&features, &up, &raw, t, b) - naive_loss_sg(&features, &down, &raw, t, b)) / (2.0 * h);
+                assert!((fd - g).abs() < 1e-6 * (1.0 + g.abs()), "t {t}: d/dc[{k},{j}] analytic {g} vs fd {fd}");
+            }
+        }
+    }
+
+    #[test]
+    fn low_temperatures_stay_finite_and_exact() {
+        // exp(1/0.005) overflows f64 too past ~t = 0.0014; log space does not care.
+        let features = random_unit_rows(30, 5, 7);
+        let raw = random_unit_rows(4, 5, 8);
+        for t in [0.005, 0.001] {
+            let (loss, grad) = analytic(&features, &raw, t, 1.0);
+            assert!(loss.is_finite() && grad.iter().all(|g| g.is_finite()));
+        }
+        // Where the naive form is representable, the two agree.
+        let (loss, _) = analytic(&features, &raw, 0.005, 1.0);
+        assert!((loss - naive_loss(&features, &raw, 0.005, 1.0)).abs() < 1e-9 * loss.abs().max(1.0));
+    }
+
+    #[test]
+    fn float32_path_matches_the_f64_oracle() {
+        let features = random_unit_rows(700, 20, 11);
+        let raw = random_unit_rows(37, 20, 12);
+        let features32 = features.mapv(|x| x as f32);
+        let points = Points::new(&raw);
+        let batch = Batch::All(features.nrows());
+        let fast = assign_dense(features32.view(), &batch, points.unit32.view());
+        let slow = assign_f64(&features, &points.unit);
+        assert_eq!(fast.point, slow.point);
+        let term = point_term(points.unit32.view(), 0.07);
+        let (loss, grad) = loss_and_gradient(features32.view(), &batch, &fast, &term, &points, 0.07, 1.0);
+        let (loss64, grad64) = analytic(&features, &raw, 0.07, 1.0);
+        assert!((loss - loss64).abs() < 1e-5, "{loss} vs {loss64}");
+        let worst = (&grad - &grad64).iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        assert!(worst < 1e-3 * grad64.iter().fold(0.0f64, |m, x| m.max(x.abs())), "{worst}");
+    }
+
+    #[test]
+    fn subset_batches_use_only_their_samples() {
+        let features = random_unit_rows(50, 4, 21).mapv(|x| x as f32);
+        let points = Points::new(&random_unit_rows(3, 4, 22));
+        let ids = vec![40, 3, 17, 3 + 1];
+        let batch = Batch::Subset(ids.clone());
+        let got = assign_dense(features.view(), &batch, points.unit32.view());
+        let picked = features.select(Axis(0), &ids);
+        let want = assign_dense(picked.view(), &Batch::All(ids.len()), points.unit32.view());
+        assert_eq!(got, want);
+    }
+}

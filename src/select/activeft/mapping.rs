@@ -1,0 +1,106 @@
+//! From optimised points to samples: each point, in order, takes the most
+//! similar sample that no earlier point took (ties: the lowest sample id).
+
+use ndarray::{Array2, ArrayView2, Axis, s};
+use rayon::prelude::*;
+
+use crate::linalg::{dot, gemm_nt, refined_argmax, score_tolerance};
+
+/// Points whose similarities to the whole pool are computed at once.
+const POINT_TILE: usize = 32;
+/// Samples per parallel work item.
+const SAMPLE_CHUNK: usize = 2048;
+
+/// The sample each point takes, in point order. Needs `points.nrows() <= n`.
+pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>) -> Vec<usize> {
+    let n = features.nrows();
+    let (k, dim) = points.dim();
+    assert!(k <= n, "cannot map {k} points to {n} samples");
+    let tolerance = score_tolerance(dim);
+    let mut taken = vec![false; n];
+    let mut picks = Vec::with_capacity(k);
+    for first in (0..k).step_by(POINT_TILE) {
+        let tile = points.slice(s![first..(first + POINT_TILE).min(k), ..]);
+        let mut scores = Array2::<f32>::zeros((n, tile.nrows()));
+        scores.axis_chunks_iter_mut(Axis(0), SAMPLE_CHUNK).into_par_iter().enumerate().for_each(|(c, mut out)| {
+            let rows = features.slice(s![c * SAMPLE_CHUNK..c * SAMPLE_CHUNK + out.nrows(), ..]);
+            gemm_nt(rows, tile, &mut out);
+        });
+        for (p, column) in scores.columns().into_iter().enumerate() {
+            let point = tile.row(p);
+            let point = point.as_slice().expect("points are contiguous");
+            let exact = |i: usize| dot(features.row(i).as_slice().expect("features are contiguous"), point);
+            let (i, _) = refined_argmax(column.iter().copied(), tolerance, |i| !taken[i], exact)
+                .expect("fewer points than samples leaves one untaken");
+            taken[i] = true;
+            picks.push(i);
+        }
+    }
+    picks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The rule, literally: each point scans every sample with `dot`.
+    fn slow_map(features: &Array2<f32>, points: &Array2<f32>) -> Vec<usize> {
+        let mut taken = vec![false; features.nrows()];
+        points
+            .rows()
+            .into_iter()
+            .map(|c| {
+                let mut best: Option<(usize, f32)> = None;
+                for (i, f) in features.rows().into_iter().enumerate() {
+                    let s = dot(f.as_slice().unwrap(), c.as_slice().unwrap());
+                    if !taken[i] && best.is_none_or(|(_, b)| s > b) {
+                        best = Some((i, s));
+                    }
+                }
+                taken[best.unwrap().0] = true;
+                best.unwrap().0
+            })
+            .collect()
+    }
+
+    fn unit_rows(values: Vec<f32>, d: usize) -> Array2<f32> {
+        let mut a = Array2::from_shape_vec((values.len() / d, d), values).unwrap();
+        for mut r in a.rows_mut() {
+            let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            r /= norm;
+        }
+        a
+    }
+
+    proptest! {
+        #[test]
+        fn picks_are_unique_in_range_and_equal_the_literal_rule(
+            n in 1usize..80,
+            k_frac in 0.0f64..=1.0,
+            d in 1usize..6,
+            // Few distinct values so duplicated samples and exact ties are common.
+            values in proptest::collection::vec(-2i8..=2, 80 * 6),
+            point_values in proptest::collection::vec(-1.0f32..1.0, 80 * 6),
+        ) {
+            let k = ((n as f64 * k_frac) as usize).max(1);
+            let features = unit_rows(values[..n * d].iter().map(|&v| f32::from(v) + 0.25).collect(), d);
+            let points = unit_rows(point_values[..k * d].to_vec(), d);
+            let picks = greedy_map(features.view(), points.view());
+            prop_assert_eq!(&picks, &slow_map(&features, &points));
+            let mut sorted = picks.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            prop_assert_eq!(sorted.len(), k);
+            prop_assert!(sorted.iter().all(|&i| i < n));
+        }
+    }
+
+    #[test]
+    fn a_point_on_a_sample_takes_it_and_ties_go_low() {
+        let features = unit_rows(vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0], 2);
+        let points = unit_rows(vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0], 2);
+        // Samples 1 and 2 are identical: the first point takes 1, the next 2.
+        assert_eq!(greedy_map(features.view(), points.view()), vec![1, 2, 3]);
+    }
+}

@@ -1,0 +1,3 @@
+//! Selection methods. Each takes unit-norm features and returns sample ids.
+
+pub mod activeft;
