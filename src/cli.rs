@@ -23,6 +23,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct SelectArgs {
     /// Features as .npy (float32/float64, samples x dims); repeat for shards, concatenated in order
     #[arg(long, value_name = "PATH", required = true)]
@@ -48,7 +49,7 @@ pub struct SelectArgs {
     #[arg(long, default_value_t = 0.001, value_name = "LR")]
     pub lr: f64,
 
-    /// Softmax temperature t of the loss (any t > 0 is stable)
+    /// Temperature t of the loss; any t > 0 is numerically stable
     #[arg(long, default_value_t = 0.07, value_name = "T")]
     pub temperature: f64,
 
@@ -142,7 +143,8 @@ mod tests {
 
     #[test]
     fn usage_errors_fold_to_one_line() {
-        let text = "error: the following required arguments were not provided:\n  --budget <N|P%>\n\nUsage: activeft select\n";
+        let text =
+            "error: the following required arguments were not provided:\n  --budget <N|P%>\n\nUsage: activeft select\n";
         assert_eq!(first_paragraph(text), "the following required arguments were not provided: --budget <N|P%>");
     }
 }

@@ -82,12 +82,8 @@ pub fn refined_argmax(
     mut eligible: impl FnMut(usize) -> bool,
     mut exact: impl FnMut(usize) -> f32,
 ) -> Option<(usize, f32)> {
-    let best = scores
-        .clone()
-        .enumerate()
-        .filter(|&(j, _)| eligible(j))
-        .map(|(_, s)| s)
-        .fold(f32::NEG_INFINITY, f32::max);
+    let best =
+        scores.clone().enumerate().filter(|&(j, _)| eligible(j)).map(|(_, s)| s).fold(f32::NEG_INFINITY, f32::max);
     if best == f32::NEG_INFINITY {
         return None;
     }

@@ -20,15 +20,13 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(target: &Path) -> Result<AtomicFile> {
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::input(target, "is not a file path"))?
-            .to_string_lossy();
+        let name = target.file_name().ok_or_else(|| Error::input(target, "is not a file path"))?.to_string_lossy();
         if target.is_dir() {
             return Err(Error::input(target, "is a directory"));
         }
         let temp = target.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let file = File::create(&temp).map_err(|e| Error::input(target, format!("cannot be written: {}", reason(&e))))?;
+        let file =
+            File::create(&temp).map_err(|e| Error::input(target, format!("cannot be written: {}", reason(&e))))?;
         Ok(AtomicFile { target: target.to_path_buf(), temp, file: Some(file) })
     }
 
@@ -102,9 +100,7 @@ pub fn read_index_list(path: &Path) -> Result<Vec<usize>> {
     let text = fs::read_to_string(path).map_err(|e| Error::input(path, reason_read(&e)))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::input(path, format!("is not valid JSON: {e}")))?;
-    let items = value
-        .as_array()
-        .ok_or_else(|| Error::input(path, "must hold a JSON list of sample ids"))?;
+    let items = value.as_array().ok_or_else(|| Error::input(path, "must hold a JSON list of sample ids"))?;
     items
         .iter()
         .enumerate()

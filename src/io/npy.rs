@@ -62,14 +62,10 @@ pub fn read_header(path: &Path, reader: &mut impl Read) -> Result<Header> {
         v => return Err(bad(format!("unsupported .npy format version {v}"))),
     };
     let mut len_buf = [0u8; 4];
-    reader
-        .read_exact(&mut len_buf[..len_bytes])
-        .map_err(|_| bad("truncated .npy header".into()))?;
+    reader.read_exact(&mut len_buf[..len_bytes]).map_err(|_| bad("truncated .npy header".into()))?;
     let header_len = u32::from_le_bytes(len_buf) as usize;
     let mut text = vec![0u8; header_len];
-    reader
-        .read_exact(&mut text)
-        .map_err(|_| bad("truncated .npy header".into()))?;
+    reader.read_exact(&mut text).map_err(|_| bad("truncated .npy header".into()))?;
     let text = String::from_utf8_lossy(&text);
     let mut header = parse_header_dict(&text).map_err(bad)?;
     header.data_offset = 8 + len_bytes + header_len;
@@ -105,9 +101,7 @@ fn parse_descr(value: &str) -> std::result::Result<(Dtype, bool), String> {
         return Err("unsupported dtype: a structured (record) array; save a plain 2-D float array".into());
     }
     let quote = value.chars().next().filter(|c| *c == '\'' || *c == '"');
-    let descr = quote
-        .and_then(|q| value[1..].split(q).next())
-        .ok_or("header has an unreadable 'descr'")?;
+    let descr = quote.and_then(|q| value[1..].split(q).next()).ok_or("header has an unreadable 'descr'")?;
     let (order, kind) = match descr.chars().next() {
         Some(c @ ('<' | '>' | '=' | '|')) => (c, &descr[1..]),
         _ => ('=', descr),
@@ -141,12 +135,7 @@ fn describe_kind(kind: &str) -> &'static str {
 fn parse_shape(value: &str) -> Option<Vec<usize>> {
     let inner = value.strip_prefix('(')?;
     let inner = &inner[..inner.find(')')?];
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse().ok())
-        .collect()
+    inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.trim_end_matches('L').parse().ok()).collect()
 }
 
 /// One opened feature file with its validated header.
@@ -160,6 +149,9 @@ struct Shard {
 
 impl Shard {
     fn open(path: &Path) -> Result<Shard> {
+        if path.is_dir() {
+            return Err(Error::input(path, "is a directory, not an .npy file"));
+        }
         let file = File::open(path).map_err(|e| Error::input(path, io_reason(&e)))?;
         let file_len = file.metadata().map_err(|e| Error::input(path, io_reason(&e)))?.len();
         let mut reader = BufReader::with_capacity(CHUNK_BYTES, file);
@@ -169,10 +161,7 @@ impl Shard {
             _ => {
                 return Err(Error::input(
                     path,
-                    format!(
-                        "expected a 2-D array (samples x features), found shape {}",
-                        shape_text(&header.shape)
-                    ),
+                    format!("expected a 2-D array (samples x features), found shape {}", shape_text(&header.shape)),
                 ));
             }
         };
@@ -189,10 +178,7 @@ impl Shard {
             ));
         }
         if file_len > expected {
-            return Err(Error::input(
-                path,
-                format!("{} unexpected bytes after the array data", file_len - expected),
-            ));
+            return Err(Error::input(path, format!("{} unexpected bytes after the array data", file_len - expected)));
         }
         Ok(Shard { path: path.to_path_buf(), header, rows, cols, reader })
     }
@@ -209,7 +195,6 @@ fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ if e.raw_os_error() == Some(21) => "is a directory, not an .npy file".into(),
         _ => format!("cannot read: {e}"),
     }
 }
@@ -299,12 +284,7 @@ fn not_finite(value: f32, col: usize) -> String {
     format!("has a non-finite value in column {col}: {what}")
 }
 
-fn read_c_order(
-    shard: &mut Shard,
-    dest: &mut [f32],
-    dim: usize,
-    rows: &Rows,
-) -> Result<()> {
+fn read_c_order(shard: &mut Shard, dest: &mut [f32], dim: usize, rows: &Rows) -> Result<()> {
     let row_bytes = shard.cols * shard.header.dtype.size();
     let rows_per_chunk = (CHUNK_BYTES / row_bytes).max(1);
     let mut bytes = vec![0u8; rows_per_chunk * row_bytes];
@@ -327,12 +307,7 @@ fn read_c_order(
     Ok(())
 }
 
-fn read_fortran(
-    shard: &mut Shard,
-    dest: &mut [f32],
-    dim: usize,
-    rows: &Rows,
-) -> Result<()> {
+fn read_fortran(shard: &mut Shard, dest: &mut [f32], dim: usize, rows: &Rows) -> Result<()> {
     let mut bytes = vec![0u8; shard.rows * shard.header.dtype.size()];
     let mut values = Vec::new();
     for col in 0..dim {

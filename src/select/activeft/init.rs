@@ -68,8 +68,14 @@ mod tests {
     fn slow_fps(f: &Array2<f32>, first: usize, k: usize) -> Vec<usize> {
         let mut picks = vec![first];
         while picks.len() < k {
-            let score = |i: usize| picks.iter().map(|&p| dot(f.row(i).as_slice().unwrap(), f.row(p).as_slice().unwrap())).fold(f32::NEG_INFINITY, f32::max);
-            let next = (0..f.nrows()).filter(|i| !picks.contains(i)).min_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap();
+            let score = |i: usize| {
+                picks
+                    .iter()
+                    .map(|&p| dot(f.row(i).as_slice().unwrap(), f.row(p).as_slice().unwrap()))
+                    .fold(f32::NEG_INFINITY, f32::max)
+            };
+            let next =
+                (0..f.nrows()).filter(|i| !picks.contains(i)).min_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap();
             picks.push(next);
         }
         picks

@@ -133,7 +133,8 @@ pub fn point_term(points: ArrayView2<f32>, temperature: f64) -> PointTerm {
             let rows = points.slice(s![tile * POINT_TILE..((tile + 1) * POINT_TILE).min(k), ..]);
             let mut sims = Array2::<f32>::zeros((rows.nrows(), k));
             gemm_nt(rows, points, &mut sims.view_mut());
-            let log_s: Vec<f64> = sims.rows_mut().into_iter().map(|mut row| softmax_in_place(&mut row, temperature)).collect();
+            let log_s: Vec<f64> =
+                sims.rows_mut().into_iter().map(|mut row| softmax_in_place(&mut row, temperature)).collect();
             let mut v = Array2::<f32>::zeros((rows.nrows(), dim));
             gemm_nn(sims.view(), points, &mut v.view_mut());
             (log_s, v)
@@ -259,7 +260,8 @@ mod tests {
             .into_iter()
             .map(|f| {
                 let sims: Vec<f64> = unit.rows().into_iter().map(|c| f.dot(&c) / t).collect();
-                let (p, s) = sims.iter().enumerate().fold((0, f64::NEG_INFINITY), |a, (j, &x)| if x > a.1 { (j, x) } else { a });
+                let (p, s) =
+                    sims.iter().enumerate().fold((0, f64::NEG_INFINITY), |a, (j, &x)| if x > a.1 { (j, x) } else { a });
                 (s.exp() + b * s_of(p)).ln() - s
             })
             .sum();
@@ -276,7 +278,11 @@ mod tests {
             .rows()
             .into_iter()
             .map(|f| {
-                unit.rows().into_iter().map(|c| f.dot(&c)).enumerate().fold((0, f64::NEG_INFINITY), |a, (j, x)| if x > a.1 { (j, x) } else { a })
+                unit.rows()
+                    .into_iter()
+                    .map(|c| f.dot(&c))
+                    .enumerate()
+                    .fold((0, f64::NEG_INFINITY), |a, (j, x)| if x > a.1 { (j, x) } else { a })
             })
             .unzip();
         Assignment { point, similarity }
@@ -291,8 +297,8 @@ mod tests {
             let logits: Vec<f64> = (0..k).map(|j| unit.row(j).dot(&unit.row(a)) / t).collect();
             let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let ls = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln();
-            for j in 0..k {
-                v.row_mut(a).scaled_add((logits[j] - ls).exp(), &unit.row(j));
+            for (logit, cj) in logits.iter().zip(unit.rows()) {
+                v.row_mut(a).scaled_add((logit - ls).exp(), &cj);
             }
             log_s.push(ls);
         }
@@ -319,7 +325,8 @@ mod tests {
                 let (mut up, mut down) = (raw.clone(), raw.clone());
                 up[[k, j]] += h;
                 down[[k, j]] -= h;
-                let fd = (naive_loss_sg(&features, &up, &raw, t, b) - naive_loss_sg(&features, &down, &raw, t, b)) / (2.0 * h);
+                let fd = (naive_loss_sg(&features, &up, &raw, t, b) - naive_loss_sg(&features, &down, &raw, t, b))
+                    / (2.0 * h);
                 assert!((fd - g).abs() < 1e-6 * (1.0 + g.abs()), "t {t}: d/dc[{k},{j}] analytic {g} vs fd {fd}");
             }
         }

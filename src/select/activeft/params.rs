@@ -138,9 +138,15 @@ mod tests {
             (ActiveFtParams { lr: 0.0, ..params() }, ParamError::LearningRate(0.0)),
             (ActiveFtParams { balance: -0.5, ..params() }, ParamError::Balance(-0.5)),
             (ActiveFtParams { batch_size: Some(0), ..params() }, ParamError::BatchSize),
-            (ActiveFtParams { init: Init::Indices(vec![1, 2]), ..params() }, ParamError::InitCount { got: 2, budget: 3 }),
+            (
+                ActiveFtParams { init: Init::Indices(vec![1, 2]), ..params() },
+                ParamError::InitCount { got: 2, budget: 3 },
+            ),
             (ActiveFtParams { init: Init::Indices(vec![1, 2, 1]), ..params() }, ParamError::InitDuplicate(1)),
-            (ActiveFtParams { init: Init::Indices(vec![1, 2, 10]), ..params() }, ParamError::InitOutOfRange { id: 10, n: 10 }),
+            (
+                ActiveFtParams { init: Init::Indices(vec![1, 2, 10]), ..params() },
+                ParamError::InitOutOfRange { id: 10, n: 10 },
+            ),
         ];
         for (p, want) in cases {
             assert_eq!(p.clone().check(10).unwrap_err(), want, "{p:?}");
