@@ -8,6 +8,7 @@ use ndarray::Array2;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
+use activeft::select::activeft::assign;
 use activeft::select::activeft::loss::{self, Batch, Points};
 
 /// Clustered unit rows, like real embeddings (see examples/synth.rs).
@@ -29,13 +30,17 @@ fn iteration(c: &mut Criterion) {
     let raw = features.slice(ndarray::s![..k, ..]).mapv(f64::from);
     let points = Points::new(&raw);
     let batch = Batch::All(n);
-    let assignment = loss::assign_dense(features.view(), &batch, points.unit32.view());
+    let assignment = assign::dense(features.view(), &batch, points.unit32.view());
     let term = loss::point_term(points.unit32.view(), 0.07);
 
     let mut group = c.benchmark_group("iteration_50000x384_k500");
     group.sample_size(10);
-    group.bench_function("assign_dense", |b| {
-        b.iter(|| loss::assign_dense(features.view(), &batch, points.unit32.view()))
+    group.bench_function("assign_dense", |b| b.iter(|| assign::dense(features.view(), &batch, points.unit32.view())));
+    let mut pruned = assign::Pruned::new(n, k, dim);
+    pruned.assign(features.view(), &batch, points.unit32.view());
+    // Points that did not move: every sample only rescores its candidates.
+    group.bench_function("assign_pruned_steady", |b| {
+        b.iter(|| pruned.assign(features.view(), &batch, points.unit32.view()))
     });
     group.bench_function("point_term", |b| b.iter(|| loss::point_term(points.unit32.view(), 0.07)));
     group.bench_function("loss_and_gradient", |b| {

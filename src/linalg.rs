@@ -10,15 +10,38 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-/// Width of the independent partial sums in [`dot`]; a multiple of the SIMD
-/// width of common CPUs so the compiler can vectorise it without reordering.
-const LANES: usize = 8;
+/// Independent partial sums in [`dot`]: four SIMD registers of eight, so
+/// additions do not wait on each other.
+const LANES: usize = 32;
 
-/// Dot product with a fixed summation order (eight running sums, combined
-/// pairwise, then the tail). The canonical similarity of the crate.
+/// Dot product with a fixed summation order: 32 running sums (lane `l` takes
+/// the elements `l mod 32`), combined by the tree in [`dot_plain`], then the
+/// tail in order. The canonical similarity of the crate.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked at run time just above).
+        return unsafe { simd::dot_avx2(a, b) };
+    }
+    dot_plain(a, b)
+}
+
+/// `acc[j] += alpha * x[j]`, accumulating float32 values in float64.
+#[inline]
+pub fn add_scaled(acc: &mut [f64], alpha: f64, x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked at run time just above).
+        return unsafe { simd::add_scaled_avx2(acc, alpha, x) };
+    }
+    add_scaled_plain(acc, alpha, x)
+}
+
+/// The portable body of [`dot`]: plain multiplies and adds in a fixed order
+/// (no fused multiply-add), which the SIMD version reproduces exactly.
+fn dot_plain(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
     let mut acc = [0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -27,11 +50,62 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
             acc[l] += x[l] * y[l];
         }
     }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    // Four registers of eight lanes, added register-wise; then halves; then
+    // the upper pair onto the lower pair; then the last two.
+    let r: [f32; 8] = std::array::from_fn(|l| (acc[l] + acc[8 + l]) + (acc[16 + l] + acc[24 + l]));
+    let s: [f32; 4] = std::array::from_fn(|l| r[l] + r[4 + l]);
+    let mut sum = (s[0] + s[2]) + (s[1] + s[3]);
     for (x, y) in ra.iter().zip(rb) {
         sum += x * y;
     }
     sum
+}
+
+#[inline(always)]
+fn add_scaled_plain(acc: &mut [f64], alpha: f64, x: &[f32]) {
+    debug_assert_eq!(acc.len(), x.len());
+    for (a, &v) in acc.iter_mut().zip(x) {
+        *a += alpha * f64::from(v);
+    }
+}
+
+/// The same bodies compiled for AVX2, chosen at run time so the binary
+/// stays portable. Same operations in the same order: same results.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    pub fn has_avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    /// [`super::dot_plain`] with explicit 256-bit registers.
+    #[target_feature(enable = "avx2")]
+    pub fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        use std::arch::x86_64::*;
+        assert_eq!(a.len(), b.len());
+        let chunks = a.len() / super::LANES;
+        let mut v = [_mm256_setzero_ps(); 4];
+        for c in 0..chunks {
+            for (q, vq) in v.iter_mut().enumerate() {
+                let at = c * super::LANES + 8 * q;
+                // SAFETY: at + 8 <= chunks * LANES <= len of both slices.
+                let (x, y) = unsafe { (_mm256_loadu_ps(a.as_ptr().add(at)), _mm256_loadu_ps(b.as_ptr().add(at))) };
+                *vq = _mm256_add_ps(*vq, _mm256_mul_ps(x, y));
+            }
+        }
+        let r = _mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3]));
+        let s = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps::<1>(r));
+        let t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let mut sum = _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps::<1>(t, t)));
+        for (x, y) in a[chunks * super::LANES..].iter().zip(&b[chunks * super::LANES..]) {
+            sum += x * y;
+        }
+        sum
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub fn add_scaled_avx2(acc: &mut [f64], alpha: f64, x: &[f32]) {
+        super::add_scaled_plain(acc, alpha, x)
+    }
 }
 
 /// An upper bound on how far any float32 evaluation of a dot product of two
@@ -125,6 +199,24 @@ mod tests {
             let bound = f64::from(dot_error_bound(d));
             prop_assert!((f64::from(dot(&a, &b)) - exact).abs() <= bound);
             prop_assert!((f64::from(out[[0, 0]]) - exact).abs() <= bound);
+        }
+    }
+
+    #[test]
+    fn dispatched_kernels_equal_the_plain_ones_bit_for_bit() {
+        let mut x = 0.3f32;
+        let mut next = || {
+            x = (x * 3.9 * (1.0 - x)).clamp(0.01, 0.99);
+            x - 0.5
+        };
+        for d in [0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 100, 384, 385, 1000] {
+            let a: Vec<f32> = (0..d).map(|_| next()).collect();
+            let b: Vec<f32> = (0..d).map(|_| next()).collect();
+            assert_eq!(dot(&a, &b).to_bits(), dot_plain(&a, &b).to_bits(), "d = {d}");
+            let (mut fast, mut plain) = (vec![0.25; d], vec![0.25; d]);
+            add_scaled(&mut fast, -0.7, &a);
+            add_scaled_plain(&mut plain, -0.7, &a);
+            assert_eq!(fast, plain);
         }
     }
 

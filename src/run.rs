@@ -46,11 +46,11 @@ fn select(config: &SelectConfig) -> Result<()> {
     let report_file = config.report.as_deref().map(AtomicFile::create).transpose()?;
     let pool = thread_pool(config.threads)?;
     pool.install(|| {
-        let features = load_features(&config.features, config.drop_label_column)?;
+        let mut features = load_features(&config.features, config.drop_label_column)?;
         let load_seconds = start.elapsed().as_secs_f64();
         let params = config.activeft_params(features.nrows())?;
         let bar = progress::bar(params.iterations as u64, config.quiet);
-        let outcome = activeft::select(features.view(), &params, |i, loss| {
+        let outcome = activeft::select(&mut features, &params, |i, loss| {
             bar.set_position(i as u64 + 1);
             bar.set_message(format!("{loss:.6}"));
         });
@@ -97,6 +97,7 @@ fn select(config: &SelectConfig) -> Result<()> {
                     map: outcome.map_seconds,
                     total: start.elapsed().as_secs_f64(),
                 },
+                work: outcome.work,
                 version: env!("CARGO_PKG_VERSION"),
             };
             let mut bytes = serde_json::to_vec_pretty(&report).expect("the report serialises");

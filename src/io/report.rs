@@ -27,6 +27,8 @@ pub struct Report {
     pub params: ReportParams,
     /// Wall-clock time of each phase.
     pub seconds: Seconds,
+    /// How much work the exact pruned assignment needed (see README).
+    pub work: crate::select::activeft::Work,
     /// The activeft version that wrote this report.
     pub version: &'static str,
 }

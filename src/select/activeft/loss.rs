@@ -21,9 +21,12 @@
 //! and with respect to the raw point `c_k` it is `(g_k − (g_k·ĉ_k) ĉ_k) / |c_k|`.
 
 use ndarray::{Array2, ArrayView2, Axis, s};
+
+#[cfg(test)]
+use super::assign::dense as assign_dense;
 use rayon::prelude::*;
 
-use crate::linalg::{dot, gemm_nn, gemm_nt, refined_argmax, score_tolerance};
+use crate::linalg::{gemm_nn, gemm_nt};
 
 /// Samples per parallel work item; fixed so sums do not depend on threads.
 const SAMPLE_CHUNK: usize = 256;
@@ -86,44 +89,6 @@ impl Points {
     }
 }
 
-/// The exact nearest point of every batch sample: a float32 product filters,
-/// [`dot`] decides (see `linalg`), ties go to the lowest point index.
-pub fn assign_dense(features: ArrayView2<f32>, batch: &Batch, points: ArrayView2<f32>) -> Assignment {
-    let (k, dim) = points.dim();
-    let tolerance = score_tolerance(dim);
-    let chunks: Vec<Vec<(usize, f64)>> = (0..batch.len().div_ceil(SAMPLE_CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let range = c * SAMPLE_CHUNK..((c + 1) * SAMPLE_CHUNK).min(batch.len());
-            let rows = gather_rows(features, batch, range.clone());
-            let mut scores = Array2::<f32>::zeros((range.len(), k));
-            gemm_nt(rows.view(), points, &mut scores.view_mut());
-            scores
-                .rows()
-                .into_iter()
-                .zip(rows.rows())
-                .map(|(row_scores, f)| {
-                    let f = f.as_slice().expect("gathered rows are contiguous");
-                    let exact = |j: usize| dot(f, points.row(j).as_slice().expect("points are contiguous"));
-                    let (j, s) = refined_argmax(row_scores.iter().copied(), tolerance, |_| true, exact)
-                        .expect("there is at least one point");
-                    (j, f64::from(s))
-                })
-                .collect()
-        })
-        .collect();
-    let (point, similarity) = chunks.into_iter().flatten().unzip();
-    Assignment { point, similarity }
-}
-
-/// The batch rows at positions `range`, as an owned contiguous block.
-fn gather_rows(features: ArrayView2<f32>, batch: &Batch, range: std::ops::Range<usize>) -> Array2<f32> {
-    match batch {
-        Batch::All(_) => features.slice(s![range, ..]).to_owned(),
-        Batch::Subset(ids) => features.select(Axis(0), &ids[range]),
-    }
-}
-
 /// `ln S_k` and `V_k` for every point, in tiles of [`POINT_TILE`] points.
 pub fn point_term(points: ArrayView2<f32>, temperature: f64) -> PointTerm {
     let (k, dim) = points.dim();
@@ -147,34 +112,99 @@ pub fn point_term(points: ArrayView2<f32>, temperature: f64) -> PointTerm {
 }
 
 /// Replaces similarities by `softmax(sim / t)` and returns the log of the
-/// normaliser, `ln Σ_j exp(sim_j / t)`, computed without overflow.
+/// normaliser, `ln Σ_j exp(sim_j / t)`, computed without overflow. The
+/// exponentials are float32 (the weights are stored as float32 anyway, and
+/// this is k² of them); their sum is float64.
 fn softmax_in_place(row: &mut ndarray::ArrayViewMut1<f32>, temperature: f64) -> f64 {
     let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x) / temperature));
-    let sum: f64 = row.iter().map(|&x| (f64::from(x) / temperature - max).exp()).sum();
-    let log_s = max + sum.ln();
-    row.mapv_inplace(|x| (f64::from(x) / temperature - log_s).exp() as f32);
-    log_s
-}
-
-/// `log(1 + e^u)` without overflow.
-fn softplus(u: f64) -> f64 {
-    if u > 0.0 { u + (-u).exp().ln_1p() } else { u.exp().ln_1p() }
-}
-
-/// `1 / (1 + e^-u)` without overflow.
-fn sigmoid(u: f64) -> f64 {
-    if u >= 0.0 {
-        1.0 / (1.0 + (-u).exp())
-    } else {
-        let e = u.exp();
-        e / (1.0 + e)
+    let mut sum = 0.0;
+    for x in row.iter_mut() {
+        *x = ((f64::from(*x) / temperature - max) as f32).exp();
+        sum += f64::from(*x);
     }
+    let inverse = (1.0 / sum) as f32;
+    row.mapv_inplace(|w| w * inverse);
+    max + sum.ln()
+}
+
+/// A feature value type: float32 for the pool, float64 for test oracles.
+pub trait Feature: Copy + Sync {
+    /// `acc += alpha * row`, in float64.
+    fn add_scaled(acc: &mut [f64], alpha: f64, row: &[Self]);
+}
+
+impl Feature for f32 {
+    fn add_scaled(acc: &mut [f64], alpha: f64, row: &[f32]) {
+        crate::linalg::add_scaled(acc, alpha, row);
+    }
+}
+
+impl Feature for f64 {
+    fn add_scaled(acc: &mut [f64], alpha: f64, row: &[f64]) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += alpha * v;
+        }
+    }
+}
+
+/// The per-sample part of the objective.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleLoss {
+    ln_balance: f64,
+    temperature: f64,
+}
+
+impl SampleLoss {
+    pub fn new(temperature: f64, balance: f64) -> Self {
+        SampleLoss { ln_balance: balance.ln(), temperature }
+    }
+
+    pub fn temperature(&self) -> f64 {
+        self.temperature
+    }
+
+    /// The sample's loss term `softplus(u)` and its weight `σ(u)` in the
+    /// gradient, with `u = ln b + ln S_p − sim / t`; one `exp`, no overflow.
+    #[inline]
+    pub fn terms(&self, log_s: f64, similarity: f64) -> (f64, f64) {
+        let u = self.ln_balance + log_s - similarity / self.temperature;
+        let e = (-u.abs()).exp();
+        let softplus = u.max(0.0) + e.ln_1p();
+        let sigmoid = if u >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+        (softplus, sigmoid)
+    }
+}
+
+/// The mean of per-sample loss terms, summed in fixed chunks so the result
+/// does not depend on the thread count.
+pub fn mean(terms: &[f64]) -> f64 {
+    let partial: Vec<f64> = terms.par_chunks(SAMPLE_CHUNK).map(|c| c.iter().sum::<f64>()).collect();
+    partial.iter().sum::<f64>() / terms.len() as f64
+}
+
+/// Turns `acc = −Σ σ_i f_i` and `weight = Σ σ_i` over the samples assigned
+/// to point `k` into the gradient with respect to the raw point `c_k`:
+/// `g = (weight · V_k + acc) / (t N)`, then through `ĉ = c / |c|`.
+pub fn finish_gradient(
+    mut g: ndarray::ArrayViewMut1<f64>,
+    weight: f64,
+    k: usize,
+    term: &PointTerm,
+    points: &Points,
+    scale: f64,
+) {
+    g.scaled_add(weight, &term.v.row(k));
+    g *= scale;
+    let unit = points.unit.row(k);
+    let radial = g.dot(&unit);
+    g.scaled_add(-radial, &unit);
+    g /= points.norms[k];
 }
 
 /// The loss and its gradient with respect to the raw points, given the
 /// batch's assignment and the point term. Generic over the feature type so
 /// the same code serves the float32 pool and the float64 test oracle.
-pub fn loss_and_gradient<T: Copy + Into<f64> + Sync>(
+pub fn loss_and_gradient<T: Feature>(
     features: ArrayView2<T>,
     batch: &Batch,
     assignment: &Assignment,
@@ -184,50 +214,30 @@ pub fn loss_and_gradient<T: Copy + Into<f64> + Sync>(
     balance: f64,
 ) -> (f64, Array2<f64>) {
     let n = batch.len();
-    let ln_b = balance.ln();
-    // (loss term, σ(u)) of every batch sample.
-    let per_sample: Vec<(f64, f64)> = (0..n)
+    let objective = SampleLoss::new(temperature, balance);
+    let (losses, sigmas): (Vec<f64>, Vec<f64>) = (0..n)
         .into_par_iter()
         .with_min_len(SAMPLE_CHUNK)
-        .map(|i| {
-            let u = ln_b + term.log_s[assignment.point[i]] - assignment.similarity[i] / temperature;
-            (softplus(u), sigmoid(u))
-        })
-        .collect();
-    let loss = per_sample
-        .par_chunks(SAMPLE_CHUNK)
-        .map(|c| c.iter().map(|(l, _)| l).sum::<f64>())
-        .collect::<Vec<f64>>()
-        .iter()
-        .sum::<f64>()
-        / n as f64;
+        .map(|i| objective.terms(term.log_s[assignment.point[i]], assignment.similarity[i]))
+        .unzip();
 
     let members = group_by_point(&assignment.point, points.unit.nrows());
     let mut grad = Array2::<f64>::zeros(points.unit.dim());
     let scale = 1.0 / (temperature * n as f64);
     grad.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(k, mut g)| {
-        // g_k = scale · (B_k V_k − A_k), A_k = Σ σ_i f_i, B_k = Σ σ_i.
         let mut weight = 0.0;
+        let acc = g.as_slice_mut().expect("gradient rows are contiguous");
         for &i in &members[k] {
-            let sigma = per_sample[i].1;
-            weight += sigma;
-            for (gj, &fj) in g.iter_mut().zip(features.row(batch.id(i))) {
-                *gj -= sigma * fj.into();
-            }
+            weight += sigmas[i];
+            T::add_scaled(acc, -sigmas[i], features.row(batch.id(i)).as_slice().expect("feature rows are contiguous"));
         }
-        g.scaled_add(weight, &term.v.row(k));
-        g *= scale;
-        // Through the normalisation ĉ = c / |c|.
-        let unit = points.unit.row(k);
-        let radial = g.dot(&unit);
-        g.scaled_add(-radial, &unit);
-        g /= points.norms[k];
+        finish_gradient(g, weight, k, term, points, scale);
     });
-    (loss, grad)
+    (mean(&losses), grad)
 }
 
 /// Batch positions assigned to each point, ascending (a counting sort).
-fn group_by_point(point_of: &[usize], k: usize) -> Vec<Vec<usize>> {
+pub fn group_by_point(point_of: &[usize], k: usize) -> Vec<Vec<usize>> {
     let mut members = vec![Vec::new(); k];
     for (i, &p) in point_of.iter().enumerate() {
         members[p].push(i);

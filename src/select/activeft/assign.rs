@@ -1,0 +1,414 @@
+//! Which point is nearest to each sample: the dense oracle and the pruned
+//! path that gives the same answer without an n × k product per iteration.
+//!
+//! Both decide with [`dot`] (ties: lowest point index), so they agree bit for
+//! bit. The pruned path keeps, per sample, its `CANDIDATES` best points from
+//! its last full scan and an upper bound on the score of every other point.
+//! A unit feature's score for a point that moved by `δ` changes by at most `δ`,
+//! so each iteration the bound grows by the largest movement of any point.
+//! While the best candidate beats the bound by more than the dot product's
+//! error, no other point can win; otherwise the sample is rescanned in full.
+
+use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+use super::loss::{Assignment, Batch};
+use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_tolerance};
+
+/// Samples per parallel work item; fixed so results do not depend on threads.
+const SAMPLE_CHUNK: usize = 256;
+/// Candidate points remembered per sample.
+pub const CANDIDATES: usize = 16;
+
+/// The nearest point of every batch sample, from a full product.
+pub fn dense(features: ArrayView2<f32>, batch: &Batch, points: ArrayView2<f32>) -> Assignment {
+    let positions: Vec<usize> = (0..batch.len()).collect();
+    let tolerance = score_tolerance(points.ncols());
+    let (point, similarity) = scan(features, batch, &positions, points, |scores, exact| {
+        let (best, similarity) = refined_argmax(scores.iter().copied(), tolerance, |_| true, exact).expect("k >= 1");
+        (best, f64::from(similarity))
+    })
+    .into_iter()
+    .unzip();
+    Assignment { point, similarity }
+}
+
+/// What a full scan of one sample against every point finds.
+pub(super) struct FullScan {
+    pub best: usize,
+    pub similarity: f32,
+    /// The best points by filter score (at most `CANDIDATES`), always with `best`.
+    candidates: Vec<u32>,
+    /// An upper bound on the exact score of every point not in `candidates`.
+    rest_bound: f64,
+    /// An upper bound on each candidate's exact score.
+    candidate_bounds: Vec<f64>,
+}
+
+/// Full scans of the samples at batch `positions`, remembering candidates.
+pub(super) fn full_scans(
+    features: ArrayView2<f32>,
+    batch: &Batch,
+    positions: &[usize],
+    points: ArrayView2<f32>,
+) -> Vec<FullScan> {
+    let tolerance = score_tolerance(points.ncols());
+    let filter_error = f64::from(dot_error_bound(points.ncols()));
+    scan(features, batch, positions, points, |scores, exact| {
+        let (best, similarity) = refined_argmax(scores.iter().copied(), tolerance, |_| true, exact).expect("k >= 1");
+        let (candidates, rest) = top_candidates(scores, best);
+        let bound = |s: f32| f64::from(s) + filter_error;
+        FullScan {
+            best,
+            similarity,
+            candidate_bounds: candidates.iter().map(|&j| bound(scores[j as usize])).collect(),
+            candidates,
+            rest_bound: rest.map_or(f64::NEG_INFINITY, bound),
+        }
+    })
+}
+
+/// Scores the samples at batch `positions` against every point with a
+/// float32 product, in tiles, and hands each sample's filter scores and an
+/// exact scorer (`dot` with point `j`) to `per_sample`.
+fn scan<R: Send>(
+    features: ArrayView2<f32>,
+    batch: &Batch,
+    positions: &[usize],
+    points: ArrayView2<f32>,
+    per_sample: impl Fn(&[f32], &dyn Fn(usize) -> f32) -> R + Sync,
+) -> Vec<R> {
+    positions
+        .par_chunks(SAMPLE_CHUNK)
+        .flat_map_iter(|chunk| {
+            let ids: Vec<usize> = chunk.iter().map(|&i| batch.id(i)).collect();
+            let rows = features.select(Axis(0), &ids);
+            let mut scores = Array2::<f32>::zeros((ids.len(), points.nrows()));
+            gemm_nt(rows.view(), points, &mut scores.view_mut());
+            let results: Vec<R> = scores
+                .rows()
+                .into_iter()
+                .zip(rows.rows())
+                .map(|(row, f)| {
+                    let f = f.as_slice().expect("gathered rows are contiguous");
+                    let exact = |j: usize| dot(f, points.row(j).as_slice().expect("points are contiguous"));
+                    per_sample(row.as_slice().expect("score rows are contiguous"), &exact)
+                })
+                .collect();
+            results
+        })
+        .collect()
+}
+
+/// The indices of the `CANDIDATES` highest filter scores, always including
+/// `best` (the exact winner), and the highest filter score among the rest
+/// (None when every point is a candidate).
+fn top_candidates(scores: &[f32], best: usize) -> (Vec<u32>, Option<f32>) {
+    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+    // Highest first; `best` ahead of any equal score so it is never cut.
+    let key = |j: u32| (scores[j as usize], j as usize == best);
+    let by_score = |a: &u32, b: &u32| {
+        let ((sa, ba), (sb, bb)) = (key(*a), key(*b));
+        sb.total_cmp(&sa).then(bb.cmp(&ba)).then(a.cmp(b))
+    };
+    if order.len() > CANDIDATES + 1 {
+        order.select_nth_unstable_by(CANDIDATES, by_score);
+        order.truncate(CANDIDATES + 1);
+    }
+    order.sort_unstable_by(by_score);
+    let mut rest = order.get(CANDIDATES).map(|&j| scores[j as usize]);
+    order.truncate(CANDIDATES);
+    // With more than CANDIDATES near-ties the exact winner can rank below the
+    // cut by filter score; swap it in and let the bound cover the one it displaces.
+    if !order.contains(&(best as u32)) {
+        let displaced = order.pop().expect("at least one candidate");
+        let displaced = scores[displaced as usize];
+        rest = Some(rest.map_or(displaced, |r| r.max(displaced)));
+        order.push(best as u32);
+    }
+    (order, rest)
+}
+
+/// Per-sample memory carried from iteration to iteration.
+///
+/// Every bound is stored as `bound − drift when it was set`, rounded up to
+/// f32, so the current bound is `slack + drift` without touching every
+/// sample each iteration.
+pub struct Pruned {
+    /// The remembered candidate points of each sample, `width` per sample.
+    candidates: Vec<u32>,
+    /// A bound on each candidate's exact score, as a slack.
+    candidate_slack: Vec<f32>,
+    width: usize,
+    /// Each sample's nearest point when last evaluated.
+    winner: Vec<u32>,
+    /// Bounds every point outside the candidate list, as a slack.
+    rest_slack: Vec<f32>,
+    /// Sum over iterations of the largest movement of any point.
+    drift: f64,
+    previous: Option<Array2<f32>>,
+    error: f64,
+    /// Samples rescanned in full over the run.
+    pub full_scans: u64,
+    /// Candidate scores recomputed over the run (besides each winner's).
+    pub rescored: u64,
+}
+
+/// What the cheap tiers found for one batch sample.
+pub(super) enum Check {
+    /// The candidates decided: winner, similarity, refreshed candidate slacks,
+    /// and how many candidates were rescored.
+    Decided(usize, f32, [f32; CANDIDATES], u32),
+    /// The bounds could not decide; scan every point.
+    Miss,
+}
+
+/// `x` rounded up to an f32, so a bound stays a bound.
+fn up(x: f64) -> f32 {
+    let y = x as f32;
+    if f64::from(y) < x { y.next_up() } else { y }
+}
+
+impl Pruned {
+    /// State for a pool of `n` samples and `k` points; every bound starts
+    /// infinite, so the first call scans everything.
+    pub fn new(n: usize, k: usize, dim: usize) -> Self {
+        let width = k.min(CANDIDATES);
+        Pruned {
+            candidates: vec![0; n * width],
+            candidate_slack: vec![f32::INFINITY; n * width],
+            width,
+            winner: vec![0; n],
+            rest_slack: vec![f32::INFINITY; n],
+            drift: 0.0,
+            previous: None,
+            error: f64::from(dot_error_bound(dim)),
+            full_scans: 0,
+            rescored: 0,
+        }
+    }
+
+    /// The same assignment as [`dense`], for the points as they are now.
+    pub fn assign(&mut self, features: ArrayView2<f32>, batch: &Batch, points: ArrayView2<f32>) -> Assignment {
+        self.begin_iteration(points);
+        let checks: Vec<Check> = (0..batch.len())
+            .into_par_iter()
+            .with_min_len(SAMPLE_CHUNK)
+            .map(|i| self.check(features, batch.id(i), points))
+            .collect();
+        let misses: Vec<usize> = (0..batch.len()).filter(|&i| matches!(checks[i], Check::Miss)).collect();
+        let mut scans = full_scans(features, batch, &misses, points).into_iter();
+        let (point, similarity) = checks
+            .into_iter()
+            .enumerate()
+            .map(|(i, check)| {
+                let (best, sim) = self.settle(batch.id(i), check, &mut scans);
+                (best, f64::from(sim))
+            })
+            .unzip();
+        Assignment { point, similarity }
+    }
+
+    /// Each sample's nearest point when last evaluated.
+    pub(super) fn last_winner(&self, id: usize) -> usize {
+        self.winner[id] as usize
+    }
+
+    /// Every sample's nearest point when last evaluated.
+    pub(super) fn winners(&self) -> &[u32] {
+        &self.winner
+    }
+
+    /// Follows a rearrangement of the samples: what was kept for sample
+    /// `from[p]` is now kept for `p`.
+    pub(super) fn rearrange(&mut self, from: &[usize]) {
+        let w = self.width;
+        self.candidates = from.iter().flat_map(|&p| self.candidates[p * w..(p + 1) * w].iter().copied()).collect();
+        self.candidate_slack =
+            from.iter().flat_map(|&p| self.candidate_slack[p * w..(p + 1) * w].iter().copied()).collect();
+        self.winner = from.iter().map(|&p| self.winner[p]).collect();
+        self.rest_slack = from.iter().map(|&p| self.rest_slack[p]).collect();
+    }
+
+    /// Records the outcome of a check (taking the next full scan for a
+    /// miss) and returns the winner and its similarity.
+    pub(super) fn settle(
+        &mut self,
+        id: usize,
+        check: Check,
+        scans: &mut impl Iterator<Item = FullScan>,
+    ) -> (usize, f32) {
+        match check {
+            Check::Decided(best, sim, slacks, rescored) => {
+                self.rescored += u64::from(rescored);
+                self.winner[id] = best as u32;
+                self.candidate_slack[id * self.width..(id + 1) * self.width].copy_from_slice(&slacks[..self.width]);
+                (best, sim)
+            }
+            Check::Miss => {
+                let scan = scans.next().expect("one scan per miss");
+                self.full_scans += 1;
+                self.remember(id, &scan);
+                (scan.best, scan.similarity)
+            }
+        }
+    }
+
+    /// The cheap tier for one sample: score the last winner, rescore only the
+    /// candidates whose bound reaches it, and check the bound on the rest.
+    /// A point whose exact score is at most `bound` scores at most
+    /// `bound + error` under `dot`; strictly below the leader, it cannot win
+    /// (nor tie, so ties still go to the lowest index).
+    pub(super) fn check(&self, features: ArrayView2<f32>, id: usize, points: ArrayView2<f32>) -> Check {
+        let rest = f64::from(self.rest_slack[id]) + self.drift;
+        if rest == f64::INFINITY {
+            return Check::Miss;
+        }
+        let f = features.row(id);
+        let f = f.as_slice().expect("features are contiguous");
+        let score = |j: usize| dot(f, points.row(j).as_slice().expect("points are contiguous"));
+        let range = id * self.width..(id + 1) * self.width;
+        let (candidates, old_slack) = (&self.candidates[range.clone()], &self.candidate_slack[range]);
+        let winner = self.winner[id] as usize;
+        let kept = score(winner);
+        let mut best = (winner, kept);
+        let mut slacks = [0f32; CANDIDATES];
+        let mut rescored = 0;
+        for (c, &j) in candidates.iter().enumerate() {
+            let j = j as usize;
+            slacks[c] = old_slack[c];
+            let s = if j == winner {
+                kept
+            } else if f64::from(old_slack[c]) + self.drift + self.error >= f64::from(kept) {
+                rescored += 1;
+                score(j)
+            } else {
+                continue;
+            };
+            slacks[c] = up(f64::from(s) + self.error - self.drift);
+            if s > best.1 || (s == best.1 && j < best.0) {
+                best = (j, s);
+            }
+        }
+        if rest + self.error < f64::from(best.1) {
+            Check::Decided(best.0, best.1, slacks, rescored)
+        } else {
+            Check::Miss
+        }
+    }
+
+    /// Grows every bound by the largest movement of any point since the
+    /// last call. Call once per iteration, before any check.
+    pub(super) fn begin_iteration(&mut self, points: ArrayView2<f32>) {
+        if let Some(previous) = &self.previous {
+            let largest = previous
+                .rows()
+                .into_iter()
+                .zip(points.rows())
+                .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>())
+                .fold(0.0, f64::max)
+                .sqrt();
+            // Slack for the rounding of this sum and of |f| = 1 in float32.
+            self.drift += largest * (1.0 + 1e-6);
+        }
+        self.previous = Some(points.to_owned());
+    }
+
+    fn remember(&mut self, id: usize, scan: &FullScan) {
+        let range = id * self.width..(id + 1) * self.width;
+        self.candidates[range.clone()].copy_from_slice(&scan.candidates);
+        for (slack, &bound) in self.candidate_slack[range].iter_mut().zip(&scan.candidate_bounds) {
+            *slack = up(bound - self.drift);
+        }
+        self.winner[id] = scan.best as u32;
+        self.rest_slack[id] = up(scan.rest_bound - self.drift);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::select::activeft::loss::Points;
+    use proptest::prelude::*;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{RngExt, SeedableRng};
+
+    fn unit_rows(n: usize, d: usize, rng: &mut Xoshiro256PlusPlus, grid: Option<i32>) -> Array2<f32> {
+        let raw = Array2::from_shape_fn((n, d), |_| match grid {
+            // Coarse values make exact ties between points common.
+            Some(g) => f64::from(rng.random_range(-g..=g)) + 0.1,
+            None => rng.random_range(-1.0..1.0),
+        });
+        crate::linalg::normalize_rows(&raw).0.mapv(|x| x as f32)
+    }
+
+    /// Drives the pruned path through a random walk of the points and checks
+    /// every step against the dense oracle.
+    fn agrees_along_a_walk(
+        n: usize,
+        k: usize,
+        d: usize,
+        step: f64,
+        grid: Option<i32>,
+        seed: u64,
+        batch: Option<usize>,
+    ) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let features = unit_rows(n, d, &mut rng, grid);
+        let mut raw = unit_rows(k, d, &mut rng, grid).mapv(f64::from);
+        let mut pruned = Pruned::new(n, k, d);
+        for _ in 0..12 {
+            let points = Points::new(&raw);
+            let batch = match batch {
+                Some(b) => Batch::Subset(rand::seq::index::sample(&mut rng, n, b).into_vec()),
+                None => Batch::All(n),
+            };
+            let fast = pruned.assign(features.view(), &batch, points.unit32.view());
+            let slow = dense(features.view(), &batch, points.unit32.view());
+            assert_eq!(fast, slow);
+            if step > 0.0 {
+                raw.mapv_inplace(|x| x + rng.random_range(-step..step));
+            }
+        }
+    }
+
+    #[test]
+    fn pruned_equals_dense_on_moving_points() {
+        agrees_along_a_walk(3000, 40, 16, 0.01, None, 1, None);
+        agrees_along_a_walk(500, 200, 8, 0.002, None, 2, None);
+        agrees_along_a_walk(800, 30, 12, 0.05, None, 3, Some(300));
+    }
+
+    #[test]
+    fn pruned_equals_dense_with_ties_and_tiny_k() {
+        // Duplicate points and features on a coarse grid: many exact ties.
+        agrees_along_a_walk(600, 25, 3, 0.0, Some(1), 4, None);
+        agrees_along_a_walk(400, 5, 6, 0.01, None, 5, None);
+        agrees_along_a_walk(50, 1, 4, 0.1, None, 6, None);
+    }
+
+    #[test]
+    fn still_points_are_never_rescanned() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let features = unit_rows(2000, 32, &mut rng, None);
+        let points = unit_rows(64, 32, &mut rng, None);
+        let mut pruned = Pruned::new(2000, 64, 32);
+        pruned.assign(features.view(), &Batch::All(2000), points.view());
+        assert_eq!(pruned.full_scans, 2000);
+        pruned.assign(features.view(), &Batch::All(2000), points.view());
+        // Only near-ties (within the dot product's error) need the candidates.
+        assert_eq!(pruned.full_scans, 2000);
+        assert!(pruned.rescored <= 5, "{}", pruned.rescored);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn pruned_equals_dense_on_random_pools(
+            n in 1usize..400, k in 1usize..60, d in 1usize..24,
+            step in 0.0f64..0.1, tied in proptest::bool::ANY, seed in 0u64..1000,
+        ) {
+            agrees_along_a_walk(n, k, d, step, tied.then_some(2), seed, None);
+        }
+    }
+}
