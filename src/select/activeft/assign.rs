@@ -45,6 +45,16 @@ pub(super) struct FullScan {
     candidate_bounds: Vec<f64>,
 }
 
+#[cfg(test)]
+#[test]
+fn remembered_candidates_do_not_keep_scratch_capacity() {
+    let scores: Vec<f32> = (0..5000).map(|j| (j % 97) as f32).collect();
+    let (candidates, rest) = top_candidates(&scores, 96);
+    assert_eq!(candidates.len(), CANDIDATES);
+    assert!(candidates.capacity() <= 2 * CANDIDATES, "{}", candidates.capacity());
+    assert_eq!(rest, Some(96.0));
+}
+
 /// Full scans of the samples at batch `positions`, remembering candidates.
 pub(super) fn full_scans(
     features: ArrayView2<f32>,
@@ -117,7 +127,9 @@ fn top_candidates(scores: &[f32], best: usize) -> (Vec<u32>, Option<f32>) {
     }
     order.sort_unstable_by(by_score);
     let mut rest = order.get(CANDIDATES).map(|&j| scores[j as usize]);
-    order.truncate(CANDIDATES);
+    // A fresh vector: the k-long scratch's capacity must not outlive this
+    // call (one per sample adds up to k·4 bytes per sample).
+    let mut order = order[..order.len().min(CANDIDATES)].to_vec();
     // With more than CANDIDATES near-ties the exact winner can rank below the
     // cut by filter score; swap it in and let the bound cover the one it displaces.
     if !order.contains(&(best as u32)) {
