@@ -20,6 +20,39 @@ pub struct Cli {
 pub enum Command {
     /// Choose which samples to annotate; prints their ids as a JSON list
     Select(SelectArgs),
+    /// Judge a selection: coverage of the pool and, with labels, accuracy
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Features as .npy, as given to select; repeat for shards
+    #[arg(long, value_name = "PATH", required = true)]
+    pub features: Vec<PathBuf>,
+
+    /// The selection to judge: a JSON list of sample ids (select's output)
+    #[arg(long, value_name = "PATH")]
+    pub selection: PathBuf,
+
+    /// Integer class labels, one per sample (.npy) [default: the label column, if dropped]
+    #[arg(long, value_name = "PATH")]
+    pub labels: Option<PathBuf>,
+
+    /// The last column of the feature files is the label
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub label_column: Option<LabelColumn>,
+
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also draw the pool and the selection on their first two principal components (SVG)
+    #[arg(long, value_name = "OUT.svg")]
+    pub plot: Option<PathBuf>,
+
+    /// Worker threads; the output does not depend on it [default: all cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -32,6 +65,10 @@ pub struct SelectArgs {
     /// How many samples to select: a count (1000) or a percentage of the pool (2%, rounded down)
     #[arg(long, value_name = "N|P%")]
     pub budget: Budget,
+
+    /// Selection method: ActiveFT, or a baseline (random, farthest-point, spherical k-means)
+    #[arg(long, value_enum, default_value_t = MethodArg::Activeft)]
+    pub method: MethodArg,
 
     /// Write the selection to PATH (atomically) instead of stdout
     #[arg(short, long, value_name = "PATH")]
@@ -88,6 +125,14 @@ pub struct SelectArgs {
     /// No progress bar
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Activeft,
+    Random,
+    Fds,
+    Kmeans,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

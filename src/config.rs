@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::cli::{InitArg, SchedulerArg, SelectArgs};
+use crate::cli::{EvalArgs, InitArg, MethodArg, SchedulerArg, SelectArgs};
 use crate::error::{Error, Result};
 use crate::io::json::read_index_list;
+use crate::select::Method;
 use crate::select::activeft::{ActiveFtParams, Init, Scheduler, ValidParams};
 
 /// `--budget`: a count, or a percentage of the pool.
@@ -51,6 +52,7 @@ impl Budget {
 /// Everything `select` needs, free of clap types.
 #[derive(Debug, Clone)]
 pub struct SelectConfig {
+    pub method: Method,
     pub features: Vec<PathBuf>,
     pub drop_label_column: bool,
     pub output: Option<PathBuf>,
@@ -85,6 +87,12 @@ impl SelectConfig {
             (None, InitArg::Fps) => InitChoice::Fps,
         };
         Ok(SelectConfig {
+            method: match args.method {
+                MethodArg::Activeft => Method::ActiveFt,
+                MethodArg::Random => Method::Random,
+                MethodArg::Fds => Method::Fds,
+                MethodArg::Kmeans => Method::KMeans,
+            },
             features: args.features,
             drop_label_column: args.label_column.is_some(),
             output: args.output,
@@ -127,6 +135,32 @@ impl SelectConfig {
             (InitChoice::Indices { path, .. }, "--init-indices") => Error::input(path, e.to_string()),
             (_, flag) => Error::usage(flag, e.to_string()),
         })
+    }
+}
+
+/// Everything `eval` needs.
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    pub features: Vec<PathBuf>,
+    pub selection: PathBuf,
+    pub labels: Option<PathBuf>,
+    pub label_column: bool,
+    pub json: bool,
+    pub plot: Option<PathBuf>,
+    pub threads: Option<usize>,
+}
+
+impl From<EvalArgs> for EvalConfig {
+    fn from(args: EvalArgs) -> Self {
+        EvalConfig {
+            features: args.features,
+            selection: args.selection,
+            labels: args.labels,
+            label_column: args.label_column.is_some(),
+            json: args.json,
+            plot: args.plot,
+            threads: args.threads.map(usize::from),
+        }
     }
 }
 

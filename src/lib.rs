@@ -14,3 +14,4 @@ mod run;
 pub mod select;
 
 pub use cli::run;
+pub mod eval;

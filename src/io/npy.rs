@@ -37,8 +37,8 @@ impl Dtype {
 /// What the header of an `.npy` file says about its array.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    pub dtype: Dtype,
-    pub big_endian: bool,
+    /// The dtype as NumPy writes it, e.g. `<f4`.
+    pub descr: String,
     pub fortran_order: bool,
     pub shape: Vec<usize>,
     /// Offset of the first data byte from the start of the file.
@@ -76,7 +76,11 @@ pub fn read_header(path: &Path, reader: &mut impl Read) -> Result<Header> {
 /// `{'descr': '<f4', 'fortran_order': False, 'shape': (1797, 64), }`.
 fn parse_header_dict(text: &str) -> std::result::Result<Header, String> {
     let descr = dict_value(text, "descr").ok_or("header has no 'descr'")?;
-    let (dtype, big_endian) = parse_descr(descr)?;
+    if descr.starts_with('[') {
+        return Err("unsupported dtype: a structured (record) array; save a plain numeric array".into());
+    }
+    let quote = descr.chars().next().filter(|c| *c == '\'' || *c == '"');
+    let descr = quote.and_then(|q| descr[1..].split(q).next()).ok_or("header has an unreadable 'descr'")?.to_string();
     let fortran = dict_value(text, "fortran_order").ok_or("header has no 'fortran_order'")?;
     let fortran_order = match fortran {
         v if v.starts_with("True") => true,
@@ -85,7 +89,7 @@ fn parse_header_dict(text: &str) -> std::result::Result<Header, String> {
     };
     let shape = dict_value(text, "shape").ok_or("header has no 'shape'")?;
     let shape = parse_shape(shape).ok_or("header has an unreadable 'shape'")?;
-    Ok(Header { dtype, big_endian, fortran_order, shape, data_offset: 0 })
+    Ok(Header { descr, fortran_order, shape, data_offset: 0 })
 }
 
 /// The text right after `'key':`, with leading spaces removed.
@@ -96,17 +100,17 @@ fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(rest.trim_start())
 }
 
-fn parse_descr(value: &str) -> std::result::Result<(Dtype, bool), String> {
-    if value.starts_with('[') {
-        return Err("unsupported dtype: a structured (record) array; save a plain 2-D float array".into());
+/// The byte order and type code of a descr: `('>' == big endian, "f4")`.
+fn split_descr(descr: &str) -> (bool, &str) {
+    match descr.chars().next() {
+        Some(c @ ('<' | '>' | '=' | '|')) => (c == '>', &descr[1..]),
+        _ => (false, descr),
     }
-    let quote = value.chars().next().filter(|c| *c == '\'' || *c == '"');
-    let descr = quote.and_then(|q| value[1..].split(q).next()).ok_or("header has an unreadable 'descr'")?;
-    let (order, kind) = match descr.chars().next() {
-        Some(c @ ('<' | '>' | '=' | '|')) => (c, &descr[1..]),
-        _ => ('=', descr),
-    };
-    let big_endian = order == '>';
+}
+
+/// The float type of a feature file, or why it is not one.
+fn float_dtype(descr: &str) -> std::result::Result<(Dtype, bool), String> {
+    let (big_endian, kind) = split_descr(descr);
     match kind {
         "f4" => Ok((Dtype::F32, big_endian)),
         "f8" => Ok((Dtype::F64, big_endian)),
@@ -128,7 +132,7 @@ fn describe_kind(kind: &str) -> &'static str {
         Some('O') => "Python objects",
         Some('U' | 'S' | 'a') => "strings",
         Some('M' | 'm') => "dates or times",
-        _ => "not a float type",
+        _ => "not a numeric type",
     }
 }
 
@@ -138,10 +142,66 @@ fn parse_shape(value: &str) -> Option<Vec<usize>> {
     inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.trim_end_matches('L').parse().ok()).collect()
 }
 
+/// Reads integer class labels: a 1-D array (or one column) of any integer dtype.
+pub fn load_labels(path: &Path) -> Result<Vec<i64>> {
+    if path.is_dir() {
+        return Err(Error::input(path, "is a directory, not an .npy file"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::input(path, io_reason(&e)))?;
+    let header = read_header(path, &mut &bytes[..])?;
+    let bad = |msg: String| Error::input(path, msg);
+    let n = match header.shape[..] {
+        [n] | [n, 1] => n,
+        _ => return Err(bad(format!("expected a 1-D array of labels, found shape {}", shape_text(&header.shape)))),
+    };
+    let (big_endian, kind) = split_descr(&header.descr);
+    let (signed, size) = match kind.as_bytes() {
+        [b'i', s] => (true, (s - b'0') as usize),
+        [b'u', s] => (false, (s - b'0') as usize),
+        _ => {
+            return Err(bad(format!(
+                "labels must be integers, found dtype '{}' ({}); convert with labels.astype(np.int64)",
+                header.descr,
+                describe_kind(kind)
+            )));
+        }
+    };
+    if ![1, 2, 4, 8].contains(&size) {
+        return Err(bad(format!("unsupported integer dtype '{}'", header.descr)));
+    }
+    let data = &bytes[header.data_offset..];
+    if data.len() != n * size {
+        return Err(bad(format!("holds {} bytes of data; the header promises {}", data.len(), n * size)));
+    }
+    data.chunks_exact(size)
+        .enumerate()
+        .map(|(i, b)| {
+            let mut raw = [0u8; 8];
+            if big_endian {
+                raw[8 - size..].copy_from_slice(b);
+                raw.reverse();
+            } else {
+                raw[..size].copy_from_slice(b);
+            }
+            let unsigned = u64::from_le_bytes(raw);
+            let value = if signed {
+                // Sign-extend from `size` bytes.
+                let shift = 64 - 8 * size as u32;
+                ((unsigned << shift) as i64) >> shift
+            } else {
+                i64::try_from(unsigned).map_err(|_| bad(format!("label {i} ({unsigned}) is too large")))?
+            };
+            Ok(value)
+        })
+        .collect()
+}
+
 /// One opened feature file with its validated header.
 struct Shard {
     path: PathBuf,
     header: Header,
+    dtype: Dtype,
+    big_endian: bool,
     rows: usize,
     cols: usize,
     reader: BufReader<File>,
@@ -156,6 +216,7 @@ impl Shard {
         let file_len = file.metadata().map_err(|e| Error::input(path, io_reason(&e)))?.len();
         let mut reader = BufReader::with_capacity(CHUNK_BYTES, file);
         let header = read_header(path, &mut reader)?;
+        let (dtype, big_endian) = float_dtype(&header.descr).map_err(|e| Error::input(path, e))?;
         let (rows, cols) = match header.shape[..] {
             [rows, cols] => (rows, cols),
             _ => {
@@ -165,7 +226,7 @@ impl Shard {
                 ));
             }
         };
-        let expected = header.data_offset as u64 + (rows * cols * header.dtype.size()) as u64;
+        let expected = header.data_offset as u64 + (rows * cols * dtype.size()) as u64;
         if file_len < expected {
             return Err(Error::input(
                 path,
@@ -180,7 +241,7 @@ impl Shard {
         if file_len > expected {
             return Err(Error::input(path, format!("{} unexpected bytes after the array data", file_len - expected)));
         }
-        Ok(Shard { path: path.to_path_buf(), header, rows, cols, reader })
+        Ok(Shard { path: path.to_path_buf(), header, dtype, big_endian, rows, cols, reader })
     }
 }
 
@@ -199,12 +260,19 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// A loaded pool: unit-norm features and, when a label column was dropped, its values.
+pub struct Pool {
+    pub features: Array2<f32>,
+    pub label_column: Option<Vec<f32>>,
+}
+
 /// Loads one or more shards (concatenated in order) as unit-norm `f32` rows.
 ///
 /// Values are rounded to `f32` first and then normalised in `f64`, so the
 /// result does not depend on the file's dtype width or memory order beyond
-/// that rounding. With `drop_last_column` the last column (a label) is ignored.
-pub fn load_features(paths: &[PathBuf], drop_last_column: bool) -> Result<Array2<f32>> {
+/// that rounding. With `drop_last_column` the last column (a label) is kept
+/// apart instead of being used as a feature.
+pub fn load_features(paths: &[PathBuf], drop_last_column: bool) -> Result<Pool> {
     let mut shards = paths.iter().map(|p| Shard::open(p)).collect::<Result<Vec<_>>>()?;
     let dim = feature_dim(&shards[0], drop_last_column)?;
     for shard in &shards[1..] {
@@ -218,20 +286,21 @@ pub fn load_features(paths: &[PathBuf], drop_last_column: bool) -> Result<Array2
     }
     let n: usize = shards.iter().map(|s| s.rows).sum();
     let mut out = Array2::<f32>::zeros((n, dim));
+    let mut labels = Vec::with_capacity(if drop_last_column { n } else { 0 });
     let mut first_row = 0;
     for shard in &mut shards {
         let block = out.slice_mut(ndarray::s![first_row..first_row + shard.rows, ..]);
         let dest = block.into_slice().expect("row block of a C-order array is contiguous");
         let rows = Rows { path: shard.path.clone(), first_row, sharded: paths.len() > 1 };
         if shard.header.fortran_order {
-            read_fortran(shard, dest, dim, &rows)?;
+            read_fortran(shard, dest, dim, &mut labels, &rows)?;
         } else {
-            read_c_order(shard, dest, dim, &rows)?;
+            read_c_order(shard, dest, dim, &mut labels, &rows)?;
         }
         normalize_rows(dest, dim, &rows)?;
         first_row += shard.rows;
     }
-    Ok(out)
+    Ok(Pool { features: out, label_column: drop_last_column.then_some(labels) })
 }
 
 fn feature_dim(shard: &Shard, drop_last_column: bool) -> Result<usize> {
@@ -260,11 +329,12 @@ impl Rows {
     }
 }
 
-/// Decodes `bytes` as values of `header`'s dtype, appending them as `f32`.
-fn decode(header: &Header, bytes: &[u8], out: &mut Vec<(f32, bool)>) {
+/// Decodes `bytes` as values of the shard's dtype, as `f32` with whether
+/// the value is finite (in f32).
+fn decode(shard: &Shard, bytes: &[u8], out: &mut Vec<(f32, bool)>) {
     out.clear();
-    let be = header.big_endian;
-    match header.dtype {
+    let be = shard.big_endian;
+    match shard.dtype {
         Dtype::F32 => out.extend(bytes.chunks_exact(4).map(|b| {
             let b: [u8; 4] = b.try_into().unwrap();
             let v = if be { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) };
@@ -284,8 +354,9 @@ fn not_finite(value: f32, col: usize) -> String {
     format!("has a non-finite value in column {col}: {what}")
 }
 
-fn read_c_order(shard: &mut Shard, dest: &mut [f32], dim: usize, rows: &Rows) -> Result<()> {
-    let row_bytes = shard.cols * shard.header.dtype.size();
+/// Reads rows into `dest`; columns past `dim` (the label) go to `labels`.
+fn read_c_order(shard: &mut Shard, dest: &mut [f32], dim: usize, labels: &mut Vec<f32>, rows: &Rows) -> Result<()> {
+    let row_bytes = shard.cols * shard.dtype.size();
     let rows_per_chunk = (CHUNK_BYTES / row_bytes).max(1);
     let mut bytes = vec![0u8; rows_per_chunk * row_bytes];
     let mut values = Vec::new();
@@ -293,7 +364,7 @@ fn read_c_order(shard: &mut Shard, dest: &mut [f32], dim: usize, rows: &Rows) ->
         let count = rows_per_chunk.min(shard.rows - first);
         let chunk = &mut bytes[..count * row_bytes];
         shard.reader.read_exact(chunk).map_err(|e| Error::input(&shard.path, io_reason(&e)))?;
-        decode(&shard.header, chunk, &mut values);
+        decode(shard, chunk, &mut values);
         for (r, row) in values.chunks_exact(shard.cols).enumerate() {
             let out = &mut dest[(first + r) * dim..(first + r + 1) * dim];
             for (col, (&(v, finite), o)) in row.iter().zip(out.iter_mut()).enumerate() {
@@ -302,17 +373,22 @@ fn read_c_order(shard: &mut Shard, dest: &mut [f32], dim: usize, rows: &Rows) ->
                 }
                 *o = v;
             }
+            labels.extend(row[dim..].iter().map(|&(v, _)| v));
         }
     }
     Ok(())
 }
 
-fn read_fortran(shard: &mut Shard, dest: &mut [f32], dim: usize, rows: &Rows) -> Result<()> {
-    let mut bytes = vec![0u8; shard.rows * shard.header.dtype.size()];
+fn read_fortran(shard: &mut Shard, dest: &mut [f32], dim: usize, labels: &mut Vec<f32>, rows: &Rows) -> Result<()> {
+    let mut bytes = vec![0u8; shard.rows * shard.dtype.size()];
     let mut values = Vec::new();
-    for col in 0..dim {
+    for col in 0..shard.cols {
         shard.reader.read_exact(&mut bytes).map_err(|e| Error::input(&shard.path, io_reason(&e)))?;
-        decode(&shard.header, &bytes, &mut values);
+        decode(shard, &bytes, &mut values);
+        if col >= dim {
+            labels.extend(values.iter().map(|&(v, _)| v));
+            continue;
+        }
         for (row, &(v, finite)) in values.iter().enumerate() {
             if !finite {
                 return Err(rows.error(row, not_finite(v, col)));
@@ -343,9 +419,11 @@ mod tests {
     #[test]
     fn parses_headers_numpy_writes() {
         let h = parse_header_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (1797, 64), }").unwrap();
-        assert_eq!((h.dtype, h.big_endian, h.fortran_order, h.shape), (Dtype::F32, false, false, vec![1797, 64]));
+        assert_eq!((h.descr.as_str(), h.fortran_order, h.shape), ("<f4", false, vec![1797, 64]));
+        assert_eq!(float_dtype(&h.descr), Ok((Dtype::F32, false)));
         let h = parse_header_dict("{'descr': '>f8', 'fortran_order': True, 'shape': (3,), }").unwrap();
-        assert_eq!((h.dtype, h.big_endian, h.fortran_order, h.shape), (Dtype::F64, true, true, vec![3]));
+        assert_eq!((h.fortran_order, h.shape), (true, vec![3]));
+        assert_eq!(float_dtype(&h.descr), Ok((Dtype::F64, true)));
         let h = parse_header_dict("{'descr': '<f8', 'fortran_order': False, 'shape': (), }").unwrap();
         assert!(h.shape.is_empty());
     }
@@ -353,8 +431,7 @@ mod tests {
     #[test]
     fn rejects_non_float_dtypes_by_name() {
         for (descr, word) in [("<i8", "integers"), ("<c8", "complex"), ("|O", "objects"), ("<f2", "width")] {
-            let text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2, 2), }}");
-            let err = parse_header_dict(&text).unwrap_err();
+            let err = float_dtype(descr).unwrap_err();
             assert!(err.contains(descr) && err.contains(word), "{err}");
         }
         let err = parse_header_dict("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }").unwrap_err();

@@ -47,7 +47,7 @@ pub struct Outcome {
 
 /// Counts of the pruned assignment's work over a run, beyond the one
 /// winner score per sample and iteration that any method needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Work {
     /// Samples scanned against every point (all of them in the first iteration).
     pub full_scans: u64,

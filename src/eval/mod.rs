@@ -1,0 +1,200 @@
+//! How good is a selection? Coverage of the pool, and with labels, what a
+//! model trained on the selection alone would know.
+//!
+//! - `coverage`: each sample's cosine distance to its nearest selected sample;
+//! - `probe`: a multinomial logistic regression trained on the selection;
+//! - `plot`: the pool and the selection on their first two principal components.
+
+pub mod plot;
+pub mod probe;
+
+use ndarray::{Array2, ArrayView2, s};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::linalg::{dot, gemm_nt, refined_argmax, score_tolerance};
+
+const SAMPLE_CHUNK: usize = 256;
+
+/// Every metric of `activeft eval --json`. Fractions are in [0, 1]; a metric
+/// that is undefined (no labels, or nothing to score) is null.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Samples in the pool.
+    pub n: usize,
+    /// Samples selected.
+    pub k: usize,
+    /// Mean over the pool of 1 − cosine similarity to the nearest selected
+    /// sample: the cost of moving every sample to its nearest selected one, an
+    /// upper bound on the Earth Mover's distance between pool and selection.
+    pub coverage_mean: f64,
+    /// The largest such distance: how far the worst-served sample is.
+    pub coverage_max: f64,
+    /// Distinct labels among the selected samples.
+    pub classes_present: Option<usize>,
+    /// Distinct labels in the pool.
+    pub classes_total: Option<usize>,
+    /// Shannon entropy (bits) of the selected samples' labels.
+    pub label_entropy: Option<f64>,
+    /// Accuracy on the unselected samples of taking the label of the most
+    /// similar selected sample.
+    pub knn1_accuracy: Option<f64>,
+    /// Accuracy on the unselected samples of a linear probe trained on the
+    /// selected samples only.
+    pub linear_accuracy: Option<f64>,
+}
+
+/// Each sample's most similar selected sample (as a position in `selected`,
+/// ties to the lowest) and the similarity, decided exactly as in selection.
+pub fn nearest_selected(features: ArrayView2<f32>, selected: &[usize]) -> Vec<(usize, f32)> {
+    let chosen = features.select(ndarray::Axis(0), selected);
+    let tolerance = score_tolerance(features.ncols());
+    let chunks: Vec<Vec<(usize, f32)>> = (0..features.nrows().div_ceil(SAMPLE_CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let rows = features.slice(s![c * SAMPLE_CHUNK..((c + 1) * SAMPLE_CHUNK).min(features.nrows()), ..]);
+            let mut scores = Array2::<f32>::zeros((rows.nrows(), selected.len()));
+            gemm_nt(rows, chosen.view(), &mut scores.view_mut());
+            scores
+                .rows()
+                .into_iter()
+                .zip(rows.rows())
+                .map(|(row, f)| {
+                    let f = f.to_slice().expect("features are contiguous");
+                    let exact = |j: usize| dot(f, chosen.row(j).to_slice().expect("contiguous"));
+                    refined_argmax(row.iter().copied(), tolerance, |_| true, exact).expect("a non-empty selection")
+                })
+                .collect()
+        })
+        .collect();
+    chunks.into_iter().flatten().collect()
+}
+
+/// Computes every metric. `selected` must be distinct, in range and non-empty
+/// (the CLI checks); `labels`, when given, has one label per sample.
+pub fn evaluate(features: ArrayView2<f32>, selected: &[usize], labels: Option<&[i64]>) -> Metrics {
+    let n = features.nrows();
+    let nearest = nearest_selected(features, selected);
+    let mut is_selected = vec![false; n];
+    for &i in selected {
+        is_selected[i] = true;
+    }
+    // A selected sample is at distance 0 from itself, whatever rounding says.
+    let distance: Vec<f64> = nearest
+        .iter()
+        .zip(&is_selected)
+        .map(|(&(_, sim), &chosen)| if chosen { 0.0 } else { (1.0 - f64::from(sim)).max(0.0) })
+        .collect();
+    let mut metrics = Metrics {
+        n,
+        k: selected.len(),
+        coverage_mean: crate::select::activeft::loss::mean(&distance),
+        coverage_max: distance.iter().cloned().fold(0.0, f64::max),
+        classes_present: None,
+        classes_total: None,
+        label_entropy: None,
+        knn1_accuracy: None,
+        linear_accuracy: None,
+    };
+    if let Some(labels) = labels {
+        let chosen: Vec<i64> = selected.iter().map(|&i| labels[i]).collect();
+        metrics.classes_present = Some(distinct(&chosen));
+        metrics.classes_total = Some(distinct(labels));
+        metrics.label_entropy = Some(entropy_bits(&chosen));
+        let unselected: Vec<usize> = (0..n).filter(|&i| !is_selected[i]).collect();
+        metrics.knn1_accuracy = accuracy(&unselected, labels, |i| chosen[nearest[i].0]);
+        let probe = probe::Probe::train(features.select(ndarray::Axis(0), selected).view(), &chosen, probe::L2);
+        metrics.linear_accuracy =
+            accuracy(&unselected, labels, |i| probe.predict(features.row(i).to_slice().expect("contiguous")));
+    }
+    metrics
+}
+
+fn distinct(labels: &[i64]) -> usize {
+    let mut sorted = labels.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.len()
+}
+
+/// Shannon entropy in bits of the empirical label distribution.
+pub fn entropy_bits(labels: &[i64]) -> f64 {
+    let mut sorted = labels.to_vec();
+    sorted.sort_unstable();
+    let total = labels.len() as f64;
+    sorted
+        .chunk_by(|a, b| a == b)
+        .map(|run| {
+            let p = run.len() as f64 / total;
+            -p * p.log2()
+        })
+        .sum::<f64>()
+        .max(0.0)
+}
+
+/// The share of `samples` whose label `predict` gets right; None if there are none.
+fn accuracy(samples: &[usize], labels: &[i64], predict: impl Fn(usize) -> i64 + Sync) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let right = samples.par_iter().filter(|&&i| predict(i) == labels[i]).count();
+    Some(right as f64 / samples.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn unit(rows: Array2<f32>) -> Array2<f32> {
+        let mut rows = rows;
+        for mut r in rows.rows_mut() {
+            let norm = r.dot(&r).sqrt();
+            r /= norm;
+        }
+        rows
+    }
+
+    #[test]
+    fn metrics_on_a_hand_computed_pool() {
+        // Four samples on the unit circle: 0°, 90°, 180° and 60°.
+        let h = 3f32.sqrt() / 2.0;
+        let f = unit(array![[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.5, h]]);
+        let labels = [7, 8, 9, 8];
+        let m = evaluate(f.view(), &[0, 1], Some(&labels));
+        // Distances: 0, 0, 1 − cos 90° = 1, 1 − cos 30° = 1 − √3/2.
+        let want_mean = (1.0 + (1.0 - 3f64.sqrt() / 2.0)) / 4.0;
+        assert!((m.coverage_mean - want_mean).abs() < 1e-6, "{}", m.coverage_mean);
+        assert!((m.coverage_max - 1.0).abs() < 1e-6);
+        assert_eq!((m.n, m.k, m.classes_present, m.classes_total), (4, 2, Some(2), Some(3)));
+        assert_eq!(m.label_entropy, Some(1.0));
+        // Sample 2 (180°): cos −1 to 0°, 0 to 90°, so its nearest is 1 (label 8): wrong;
+        // sample 3 (60°) is nearest to 1 (90°, cos 30°), label 8: right.
+        assert_eq!(m.knn1_accuracy, Some(0.5));
+    }
+
+    #[test]
+    fn selecting_everything_covers_everything_and_leaves_nothing_to_score() {
+        let f = unit(array![[1.0, 0.2], [0.3, 1.0], [1.0, 1.0], [1.0, 1.0]]);
+        let m = evaluate(f.view(), &[0, 1, 2, 3], Some(&[1, 2, 3, 3]));
+        assert_eq!((m.coverage_mean, m.coverage_max), (0.0, 0.0));
+        assert_eq!((m.knn1_accuracy, m.linear_accuracy), (None, None));
+        let json = serde_json::to_value(&m).unwrap();
+        assert!(json["knn1_accuracy"].is_null() && json["linear_accuracy"].is_null());
+    }
+
+    #[test]
+    fn entropy_in_bits() {
+        assert_eq!(entropy_bits(&[1, 1, 1]), 0.0);
+        assert!((entropy_bits(&[1, 2, 3, 4]) - 2.0).abs() < 1e-12);
+        assert!((entropy_bits(&[1, 1, 2, 3]) - 1.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn no_labels_no_label_metrics() {
+        let f = unit(array![[1.0, 0.0], [0.0, 1.0]]);
+        let m = evaluate(f.view(), &[1], None);
+        assert_eq!((m.classes_present, m.knn1_accuracy, m.linear_accuracy), (None, None, None));
+        assert!((m.coverage_mean - 0.5).abs() < 1e-6);
+    }
+}
