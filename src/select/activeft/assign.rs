@@ -231,6 +231,22 @@ impl Pruned {
         &self.winner
     }
 
+    /// The points a sample keeps exact track of.
+    pub(super) fn candidates_of(&self, id: usize) -> &[u32] {
+        &self.candidates[id * self.width..(id + 1) * self.width]
+    }
+
+    /// An upper bound on the exact score, for sample `id`, of every point
+    /// outside its candidates, at the points of the last iteration.
+    pub(super) fn rest_bound(&self, id: usize) -> f64 {
+        f64::from(self.rest_slack[id]) + self.drift
+    }
+
+    /// The dot product's error bound for this dimension.
+    pub(super) fn error(&self) -> f64 {
+        self.error
+    }
+
     /// Follows a rearrangement of the samples: what was kept for sample
     /// `from[p]` is now kept for `p`.
     pub(super) fn rearrange(&mut self, from: &[usize]) {

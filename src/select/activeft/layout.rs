@@ -34,10 +34,12 @@ impl Layout {
         }
     }
 
-    /// Puts every row back at its sample id.
-    pub fn restore(mut self, features: &mut Array2<f32>) {
+    /// Puts every row back at its sample id; returns the rearrangement used,
+    /// for whatever else is kept per position.
+    pub fn restore(mut self, features: &mut Array2<f32>) -> Vec<usize> {
         let from = self.position.clone();
         self.rearrange(features, &from);
+        from
     }
 }
 

@@ -4,6 +4,7 @@
 use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
+use super::assign::Pruned;
 use crate::linalg::{dot, gemm_nt, refined_argmax, score_tolerance};
 
 /// Points whose similarities to the whole pool are computed at once.
@@ -35,6 +36,61 @@ pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>) -> Vec<usi
             taken[i] = true;
             picks.push(i);
         }
+    }
+    picks
+}
+
+/// The same picks as [`greedy_map`], without an n × k product: `pruned`
+/// must have just assigned the whole pool to these `points`.
+///
+/// Each point first looks at the samples that keep it among their
+/// candidates (exact scores, best first). Any other sample scores at most its
+/// rest bound, so only samples whose bound reaches the best score so far
+/// need an exact look; they are visited in order of decreasing bound, and
+/// the walk stops at the first bound that falls short. A point whose
+/// candidates are all taken ends up scanning everything, which is correct,
+/// only slower.
+pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pruned: &Pruned) -> Vec<usize> {
+    let n = features.nrows();
+    let row = |i: usize| features.row(i).to_slice().expect("features are contiguous");
+    let mut lists: Vec<Vec<(f32, u32)>> = vec![Vec::new(); points.nrows()];
+    for i in 0..n {
+        for &p in pruned.candidates_of(i) {
+            lists[p as usize].push((0.0, i as u32));
+        }
+    }
+    lists.par_iter_mut().enumerate().for_each(|(p, list)| {
+        let point = points.row(p).to_slice().expect("points are contiguous");
+        for entry in list.iter_mut() {
+            entry.0 = dot(row(entry.1 as usize), point);
+        }
+        list.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    });
+    let mut by_bound: Vec<(f64, u32)> = (0..n).map(|i| (pruned.rest_bound(i), i as u32)).collect();
+    by_bound.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+
+    let error = pruned.error();
+    let mut taken = vec![false; n];
+    let mut picks = Vec::with_capacity(points.nrows());
+    for (p, list) in lists.iter().enumerate() {
+        let point = points.row(p).to_slice().expect("points are contiguous");
+        let mut best = list.iter().find(|(_, i)| !taken[*i as usize]).map(|&(s, i)| (s, i as usize));
+        for &(bound, i) in &by_bound {
+            if best.is_some_and(|(s, _)| bound + error < f64::from(s)) {
+                break;
+            }
+            let i = i as usize;
+            if taken[i] || pruned.candidates_of(i).contains(&(p as u32)) {
+                continue;
+            }
+            let s = dot(row(i), point);
+            if best.is_none_or(|(b, j)| s > b || (s == b && i < j)) {
+                best = Some((s, i));
+            }
+        }
+        let (_, i) = best.expect("fewer points than samples leaves one untaken");
+        taken[i] = true;
+        picks.push(i);
     }
     picks
 }
@@ -93,6 +149,26 @@ mod tests {
             sorted.dedup();
             prop_assert_eq!(sorted.len(), k);
             prop_assert!(sorted.iter().all(|&i| i < n));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn pruned_mapping_equals_the_dense_one(
+            n in 1usize..300, k_frac in 0.0f64..=1.0, d in 1usize..8, tied in proptest::bool::ANY,
+            values in proptest::collection::vec(-2i8..=2, 300 * 8),
+            noise in proptest::collection::vec(-1.0f32..1.0, 300 * 8),
+        ) {
+            let k = ((n as f64 * k_frac) as usize).max(1);
+            let sample = |i: usize| if tied { f32::from(values[i]) + 0.25 } else { noise[i] };
+            let features = unit_rows((0..n * d).map(sample).collect(), d);
+            // Points near (or on) samples, as after an optimisation.
+            let points = unit_rows((0..k * d).map(|i| features.as_slice().unwrap()[i] + 0.05 * noise[(i * 7) % noise.len()]).collect(), d);
+            let mut pruned = Pruned::new(n, k, d);
+            let batch = crate::select::activeft::loss::Batch::All(n);
+            pruned.assign(features.view(), &batch, points.view());
+            prop_assert_eq!(greedy_map_pruned(features.view(), points.view(), &pruned), greedy_map(features.view(), points.view()));
         }
     }
 

@@ -136,12 +136,19 @@ pub fn select_with(
         let lr = optim::learning_rate(params.scheduler, params.lr, i, params.iterations);
         adam.step(&mut raw, &gradient, lr);
     }
-    layout.restore(features);
+    pruned.rearrange(&layout.restore(features));
     let optimize_seconds = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
     let points = Points::new(&raw);
-    let mut selected = mapping::greedy_map(features.view(), points.unit32.view());
+    let mut selected = match engine {
+        Engine::Dense => mapping::greedy_map(features.view(), points.unit32.view()),
+        Engine::Pruned => {
+            // Fresh bounds for the final points, then the bound-based mapping.
+            pruned.assign(features.view(), &Batch::All(n), points.unit32.view());
+            mapping::greedy_map_pruned(features.view(), points.unit32.view(), &pruned)
+        }
+    };
     selected.sort_unstable();
     let work = Work { full_scans: pruned.full_scans, rescored: pruned.rescored };
     Outcome { selected, init: init_ids, losses, optimize_seconds, map_seconds: start.elapsed().as_secs_f64(), work }

@@ -48,12 +48,9 @@ pub fn evaluate(
     let previous: Vec<usize> = (0..batch.len()).map(|i| pruned.last_winner(batch.id(i))).collect();
     let members = group_by_point(&previous, k);
 
-    let shared: &Pruned = pruned;
-    let mut groups: Vec<Group> = members
-        .par_iter()
-        .enumerate()
-        .map(|(point, positions)| visit_group(shared, features, batch, unit32, term, objective, point, positions))
-        .collect();
+    let visit = Visit { pruned, features, batch, points: unit32, term, objective };
+    let mut groups: Vec<Group> =
+        members.par_iter().enumerate().map(|(point, positions)| visit.group(point, positions)).collect();
 
     // Settle every check in batch order; misses take their full scans in that order.
     let mut by_position: Vec<Option<Check>> = (0..batch.len()).map(|_| None).collect();
@@ -94,31 +91,36 @@ pub fn evaluate(
     Evaluation { assignment, loss: mean(&losses), gradient }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn visit_group(
-    pruned: &Pruned,
-    features: ArrayView2<f32>,
-    batch: &Batch,
-    points: ArrayView2<f32>,
-    term: &PointTerm,
+/// What the visits of the groups share.
+struct Visit<'a> {
+    pruned: &'a Pruned,
+    features: ArrayView2<'a, f32>,
+    batch: &'a Batch,
+    points: ArrayView2<'a, f32>,
+    term: &'a PointTerm,
     objective: SampleLoss,
-    point: usize,
-    positions: &[usize],
-) -> Group {
-    let mut group = Group { acc: vec![0.0; points.ncols()], weight: 0.0, checks: Vec::with_capacity(positions.len()) };
-    for &i in positions {
-        let id = batch.id(i);
-        let check = pruned.check(features, id, points);
-        if let Check::Decided(best, sim, ..) = check
-            && best == point
-        {
-            let (_, sigma) = objective.terms(term.log_s[point], f64::from(sim));
-            group.weight += sigma;
-            add_scaled(&mut group.acc, -sigma, features.row(id).as_slice().expect("features are contiguous"));
+}
+
+impl Visit<'_> {
+    /// Checks every sample of one group, adding to the group's sums those
+    /// that keep `point`.
+    fn group(&self, point: usize, positions: &[usize]) -> Group {
+        let mut group =
+            Group { acc: vec![0.0; self.points.ncols()], weight: 0.0, checks: Vec::with_capacity(positions.len()) };
+        for &i in positions {
+            let id = self.batch.id(i);
+            let check = self.pruned.check(self.features, id, self.points);
+            if let Check::Decided(best, sim, ..) = check
+                && best == point
+            {
+                let (_, sigma) = self.objective.terms(self.term.log_s[point], f64::from(sim));
+                group.weight += sigma;
+                add_scaled(&mut group.acc, -sigma, self.features.row(id).as_slice().expect("features are contiguous"));
+            }
+            group.checks.push((i, check));
         }
-        group.checks.push((i, check));
+        group
     }
-    group
 }
 
 /// Adds the samples not added during the visits (their winner changed, or
