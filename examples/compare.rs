@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let mean = |x: f64| x / SEEDS as f64;
             println!(
-                "| {} | {budget} | {:.3} | {:.3} | {:.4} | {:.0} ms |",
+                "| {} | {budget} | {:.3} | {:.3} | {:.4} | {:.1} ms |",
                 method.name(),
                 mean(knn),
                 mean(linear),
