@@ -55,7 +55,8 @@ pub fn evaluate(
     // Settle every check in batch order; misses take their full scans in that order.
     let mut by_position: Vec<Option<Check>> = (0..batch.len()).map(|_| None).collect();
     for group in &mut groups {
-        for (i, check) in group.checks.drain(..) {
+        // Taken, not drained: each group's buffer is freed as it is emptied.
+        for (i, check) in std::mem::take(&mut group.checks) {
             by_position[i] = Some(check);
         }
     }
@@ -66,7 +67,7 @@ pub fn evaluate(
         .map(|(check, &before)| matches!(check, Some(Check::Decided(best, ..)) if *best == before))
         .collect();
     let misses: Vec<usize> = (0..batch.len()).filter(|&i| matches!(by_position[i], Some(Check::Miss))).collect();
-    let mut scans = full_scans(features, batch, &misses, unit32).into_iter();
+    let mut scans = full_scans(features, batch, &misses, unit32, pruned.width()).into_iter();
     let mut assignment =
         Assignment { point: Vec::with_capacity(batch.len()), similarity: Vec::with_capacity(batch.len()) };
     for (i, check) in by_position.into_iter().enumerate() {
