@@ -8,13 +8,12 @@
 pub mod plot;
 pub mod probe;
 
-use ndarray::{Array2, ArrayView2, s};
+use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::linalg::{dot, gemm_nt, refined_argmax, score_tolerance};
-
-const SAMPLE_CHUNK: usize = 256;
+use crate::select::activeft::assign;
+use crate::select::activeft::loss::{Assignment, Batch};
 
 /// Every metric of `activeft eval --json`. Fractions are in [0, 1]; a metric
 /// that is undefined (no labels, or nothing to score) is null.
@@ -45,29 +44,11 @@ pub struct Metrics {
 }
 
 /// Each sample's most similar selected sample (as a position in `selected`,
-/// ties to the lowest) and the similarity, decided exactly as in selection.
-pub fn nearest_selected(features: ArrayView2<f32>, selected: &[usize]) -> Vec<(usize, f32)> {
-    let chosen = features.select(ndarray::Axis(0), selected);
-    let tolerance = score_tolerance(features.ncols());
-    let chunks: Vec<Vec<(usize, f32)>> = (0..features.nrows().div_ceil(SAMPLE_CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let rows = features.slice(s![c * SAMPLE_CHUNK..((c + 1) * SAMPLE_CHUNK).min(features.nrows()), ..]);
-            let mut scores = Array2::<f32>::zeros((rows.nrows(), selected.len()));
-            gemm_nt(rows, chosen.view(), &mut scores.view_mut());
-            scores
-                .rows()
-                .into_iter()
-                .zip(rows.rows())
-                .map(|(row, f)| {
-                    let f = f.to_slice().expect("features are contiguous");
-                    let exact = |j: usize| dot(f, chosen.row(j).to_slice().expect("contiguous"));
-                    refined_argmax(row.iter().copied(), tolerance, |_| true, exact).expect("a non-empty selection")
-                })
-                .collect()
-        })
-        .collect();
-    chunks.into_iter().flatten().collect()
+/// ties to the lowest) and the similarity: the selection's nearest-point
+/// assignment, decided exactly as in selection.
+pub fn nearest_selected(features: ArrayView2<f32>, selected: &[usize]) -> Assignment {
+    let chosen = features.select(Axis(0), selected);
+    assign::dense(features, &Batch::All(features.nrows()), chosen.view())
 }
 
 /// Computes every metric. `selected` must be distinct, in range and non-empty
@@ -81,9 +62,10 @@ pub fn evaluate(features: ArrayView2<f32>, selected: &[usize], labels: Option<&[
     }
     // A selected sample is at distance 0 from itself, whatever rounding says.
     let distance: Vec<f64> = nearest
+        .similarity
         .iter()
         .zip(&is_selected)
-        .map(|(&(_, sim), &chosen)| if chosen { 0.0 } else { (1.0 - f64::from(sim)).max(0.0) })
+        .map(|(&sim, &chosen)| if chosen { 0.0 } else { (1.0 - sim).max(0.0) })
         .collect();
     let mut metrics = Metrics {
         n,
@@ -102,8 +84,8 @@ pub fn evaluate(features: ArrayView2<f32>, selected: &[usize], labels: Option<&[
         metrics.classes_total = Some(distinct(labels));
         metrics.label_entropy = Some(entropy_bits(&chosen));
         let unselected: Vec<usize> = (0..n).filter(|&i| !is_selected[i]).collect();
-        metrics.knn1_accuracy = accuracy(&unselected, labels, |i| chosen[nearest[i].0]);
-        let probe = probe::Probe::train(features.select(ndarray::Axis(0), selected).view(), &chosen, probe::L2);
+        metrics.knn1_accuracy = accuracy(&unselected, labels, |i| chosen[nearest.point[i]]);
+        let probe = probe::Probe::train(features.select(Axis(0), selected).view(), &chosen, probe::L2);
         metrics.linear_accuracy =
             accuracy(&unselected, labels, |i| probe.predict(features.row(i).to_slice().expect("contiguous")));
     }
@@ -144,7 +126,7 @@ fn accuracy(samples: &[usize], labels: &[i64], predict: impl Fn(usize) -> i64 + 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use ndarray::{Array2, array};
 
     fn unit(rows: Array2<f32>) -> Array2<f32> {
         let mut rows = rows;
