@@ -21,9 +21,6 @@
 //! and with respect to the raw point `c_k` it is `(g_k − (g_k·ĉ_k) ĉ_k) / |c_k|`.
 
 use ndarray::{Array2, ArrayView2, Axis, s};
-
-#[cfg(test)]
-use super::assign::dense as assign_dense;
 use rayon::prelude::*;
 
 use crate::linalg::{gemm_nn, gemm_nt};
@@ -247,6 +244,7 @@ pub fn group_by_point(point_of: &[usize], k: usize) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::assign::dense as assign_dense;
     use super::*;
     use ndarray::Array2;
     use rand::rngs::Xoshiro256PlusPlus;

@@ -22,14 +22,18 @@ pub struct Evaluation {
     pub gradient: Array2<f64>,
 }
 
+/// A sample's loss term and its weight σ in the gradient.
+type Terms = (f64, f64);
+
 /// What the visit of one point's group produced.
 struct Group {
     /// `−Σ σ_i f_i` over the samples that kept this point.
     acc: Vec<f64>,
     /// `Σ σ_i` over the same samples.
     weight: f64,
-    /// Every member's check, by batch position.
-    checks: Vec<(usize, Check)>,
+    /// Every member's check, by batch position, with its (loss, σ) terms
+    /// when it kept this point and was added to the sums.
+    checks: Vec<(usize, Check, Option<Terms>)>,
 }
 
 /// Loss and gradient for `batch`, with the assignment decided by `pruned`
@@ -54,18 +58,15 @@ pub fn evaluate(
 
     // Settle every check in batch order; misses take their full scans in that order.
     let mut by_position: Vec<Option<Check>> = (0..batch.len()).map(|_| None).collect();
+    // The terms of the samples the visits already added to their point's sums.
+    let mut added: Vec<Option<Terms>> = vec![None; batch.len()];
     for group in &mut groups {
         // Taken, not drained: each group's buffer is freed as it is emptied.
-        for (i, check) in std::mem::take(&mut group.checks) {
+        for (i, check, terms) in std::mem::take(&mut group.checks) {
             by_position[i] = Some(check);
+            added[i] = terms;
         }
     }
-    // Exactly the samples whose visit decided on the same winner were added to its sums.
-    let added: Vec<bool> = by_position
-        .iter()
-        .zip(&previous)
-        .map(|(check, &before)| matches!(check, Some(Check::Decided(best, ..)) if *best == before))
-        .collect();
     let misses: Vec<usize> = (0..batch.len()).filter(|&i| matches!(by_position[i], Some(Check::Miss))).collect();
     let mut scans = full_scans(features, batch, &misses, unit32, pruned.width()).into_iter();
     let mut assignment =
@@ -76,9 +77,9 @@ pub fn evaluate(
         assignment.similarity.push(f64::from(sim));
     }
 
-    let terms: Vec<(f64, f64)> = (0..batch.len())
+    let terms: Vec<Terms> = (0..batch.len())
         .into_par_iter()
-        .map(|i| objective.terms(term.log_s[assignment.point[i]], assignment.similarity[i]))
+        .map(|i| added[i].unwrap_or_else(|| objective.terms(term.log_s[assignment.point[i]], assignment.similarity[i])))
         .collect();
     add_newcomers(&mut groups, features, batch, &added, &assignment, &terms);
 
@@ -111,14 +112,20 @@ impl Visit<'_> {
         for &i in positions {
             let id = self.batch.id(i);
             let check = self.pruned.check(self.features, id, self.points);
+            let mut added = None;
             if let Check::Decided(best, sim, ..) = check
                 && best == point
             {
-                let (_, sigma) = self.objective.terms(self.term.log_s[point], f64::from(sim));
-                group.weight += sigma;
-                add_scaled(&mut group.acc, -sigma, self.features.row(id).as_slice().expect("features are contiguous"));
+                let terms = self.objective.terms(self.term.log_s[point], f64::from(sim));
+                group.weight += terms.1;
+                add_scaled(
+                    &mut group.acc,
+                    -terms.1,
+                    self.features.row(id).as_slice().expect("features are contiguous"),
+                );
+                added = Some(terms);
             }
-            group.checks.push((i, check));
+            group.checks.push((i, check, added));
         }
         group
     }
@@ -130,13 +137,13 @@ fn add_newcomers(
     groups: &mut [Group],
     features: ArrayView2<f32>,
     batch: &Batch,
-    added: &[bool],
+    added: &[Option<Terms>],
     assignment: &Assignment,
-    terms: &[(f64, f64)],
+    terms: &[Terms],
 ) {
     let mut newcomers: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
     for (i, &point) in assignment.point.iter().enumerate() {
-        if !added[i] {
+        if added[i].is_none() {
             newcomers[point].push(i);
         }
     }
