@@ -5,7 +5,8 @@
 //! bit. The pruned path keeps, per sample, its `CANDIDATES` best points from
 //! its last full scan and an upper bound on the score of every other point.
 //! A unit feature's score for a point that moved by `δ` changes by at most `δ`,
-//! so each iteration the bound grows by the largest movement of any point.
+//! so each candidate's bound grows by its own point's movement, and the bound
+//! on the rest by the largest movement of any point.
 //! While the best candidate beats the bound by more than the dot product's
 //! error, no other point can win; otherwise the sample is rescanned in full.
 
@@ -221,8 +222,13 @@ pub struct Pruned {
     winner: Vec<u32>,
     /// Bounds every point outside the candidate list, as a slack.
     rest_slack: Vec<f32>,
-    /// Sum over iterations of the largest movement of any point.
+    /// Sum over iterations of the largest movement of any point: bounds the
+    /// rest, whichever points they are.
     drift: f64,
+    /// Each point's own path length so far: bounds its candidates. Points
+    /// move at different speeds (one with no samples does not move at all),
+    /// so this is much tighter than `drift` for most candidates.
+    point_drift: Vec<f64>,
     previous: Option<Array2<f32>>,
     error: f64,
     /// Samples rescanned in full over the run.
@@ -259,6 +265,7 @@ impl Pruned {
             winner: vec![0; n],
             rest_slack: vec![f32::INFINITY; n],
             drift: 0.0,
+            point_drift: vec![0.0; k],
             previous: None,
             error: f64::from(dot_error_bound(dim)),
             full_scans: 0,
@@ -348,7 +355,8 @@ impl Pruned {
                         // Only the winner was scored: refresh its own bound.
                         let slot = self.candidates[range.clone()].iter().position(|&j| j as usize == best);
                         let slot = slot.expect("the winner is a candidate");
-                        self.candidate_slack[range.start + slot] = up(f64::from(sim) + self.error - self.drift);
+                        self.candidate_slack[range.start + slot] =
+                            up(f64::from(sim) + self.error - self.point_drift[best]);
                     }
                 }
                 (best, sim)
@@ -387,13 +395,13 @@ impl Pruned {
             slacks[c] = old_slack[c];
             let s = if j == winner {
                 kept
-            } else if f64::from(old_slack[c]) + self.drift + self.error >= f64::from(kept) {
+            } else if f64::from(old_slack[c]) + self.point_drift[j] + self.error >= f64::from(kept) {
                 rescored += 1;
                 score(j)
             } else {
                 continue;
             };
-            slacks[c] = up(f64::from(s) + self.error - self.drift);
+            slacks[c] = up(f64::from(s) + self.error - self.point_drift[j]);
             if s > best.1 || (s == best.1 && j < best.0) {
                 best = (j, s);
             }
@@ -409,15 +417,15 @@ impl Pruned {
     /// last call. Call once per iteration, before any check.
     pub(super) fn begin_iteration(&mut self, points: ArrayView2<f32>) {
         if let Some(previous) = &self.previous {
-            let largest = previous
-                .rows()
-                .into_iter()
-                .zip(points.rows())
-                .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>())
-                .fold(0.0, f64::max)
-                .sqrt();
-            // Slack for the rounding of this sum and of |f| = 1 in float32.
-            self.drift += largest * (1.0 + 1e-6);
+            let mut largest = 0.0f64;
+            for ((a, b), total) in previous.rows().into_iter().zip(points.rows()).zip(&mut self.point_drift) {
+                let moved = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>().sqrt();
+                // Slack for the rounding of this sum and of |f| = 1 in float32.
+                let moved = moved * (1.0 + 1e-6);
+                *total += moved;
+                largest = largest.max(moved);
+            }
+            self.drift += largest;
         }
         self.previous = Some(points.to_owned());
     }
@@ -425,8 +433,10 @@ impl Pruned {
     fn remember(&mut self, id: usize, scan: &FullScan) {
         let range = id * self.width..(id + 1) * self.width;
         self.candidates[range.clone()].copy_from_slice(&scan.candidates[..self.width]);
-        for (slack, &bound) in self.candidate_slack[range].iter_mut().zip(&scan.candidate_bounds) {
-            *slack = up(bound - self.drift);
+        let candidates = &scan.candidates[..self.width];
+        for ((slack, &bound), &j) in self.candidate_slack[range].iter_mut().zip(&scan.candidate_bounds).zip(candidates)
+        {
+            *slack = up(bound - self.point_drift[j as usize]);
         }
         self.winner[id] = scan.best as u32;
         self.rest_slack[id] = up(scan.rest_bound - self.drift);
