@@ -13,6 +13,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use super::checkpoint::{self, Checkpoints};
 use super::loss::{Assignment, Batch};
 use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_tolerance};
 
@@ -229,6 +230,11 @@ pub struct Pruned {
     /// move at different speeds (one with no samples does not move at all),
     /// so this is much tighter than `drift` for most candidates.
     point_drift: Vec<f64>,
+    /// A second bound on the rest, from snapshots of the points: per sample,
+    /// the snapshot and the bound relative to it.
+    checkpoints: Checkpoints,
+    rest_anchor: Vec<f32>,
+    rest_stamp: Vec<u32>,
     previous: Option<Array2<f32>>,
     error: f64,
     /// Samples rescanned in full over the run.
@@ -266,6 +272,9 @@ impl Pruned {
             rest_slack: vec![f32::INFINITY; n],
             drift: 0.0,
             point_drift: vec![0.0; k],
+            checkpoints: Checkpoints::new(k, dim),
+            rest_anchor: vec![f32::INFINITY; n],
+            rest_stamp: vec![checkpoint::NONE; n],
             previous: None,
             error: f64::from(dot_error_bound(dim)),
             full_scans: 0,
@@ -312,7 +321,9 @@ impl Pruned {
     /// An upper bound on the exact score, for sample `id`, of every point
     /// outside its candidates, at the points of the last iteration.
     pub(super) fn rest_bound(&self, id: usize) -> f64 {
-        f64::from(self.rest_slack[id]) + self.drift
+        let simple = f64::from(self.rest_slack[id]) + self.drift;
+        let anchored = f64::from(self.rest_anchor[id]) + self.checkpoints.growth(self.rest_stamp[id]);
+        simple.min(anchored)
     }
 
     /// Candidates kept per sample.
@@ -334,6 +345,8 @@ impl Pruned {
             from.iter().flat_map(|&p| self.candidate_slack[p * w..(p + 1) * w].iter().copied()).collect();
         self.winner = from.iter().map(|&p| self.winner[p]).collect();
         self.rest_slack = from.iter().map(|&p| self.rest_slack[p]).collect();
+        self.rest_anchor = from.iter().map(|&p| self.rest_anchor[p]).collect();
+        self.rest_stamp = from.iter().map(|&p| self.rest_stamp[p]).collect();
     }
 
     /// Records the outcome of a check (taking the next full scan for a
@@ -376,7 +389,7 @@ impl Pruned {
     /// `bound + error` under `dot`; strictly below the leader, it cannot win
     /// (nor tie, so ties still go to the lowest index).
     pub(super) fn check(&self, features: ArrayView2<f32>, id: usize, points: ArrayView2<f32>) -> Check {
-        let rest = f64::from(self.rest_slack[id]) + self.drift;
+        let rest = self.rest_bound(id);
         if rest == f64::INFINITY {
             return Check::Miss;
         }
@@ -427,6 +440,7 @@ impl Pruned {
             }
             self.drift += largest;
         }
+        self.checkpoints.advance(points, &self.point_drift);
         self.previous = Some(points.to_owned());
     }
 
@@ -440,6 +454,10 @@ impl Pruned {
         }
         self.winner[id] = scan.best as u32;
         self.rest_slack[id] = up(scan.rest_bound - self.drift);
+        let (stamp, path) = self.checkpoints.current();
+        self.checkpoints.reanchor(self.rest_stamp[id], stamp);
+        self.rest_anchor[id] = up(scan.rest_bound + path);
+        self.rest_stamp[id] = stamp;
     }
 }
 
@@ -517,6 +535,25 @@ mod tests {
         // Only near-ties (within the dot product's error) need the candidates.
         assert_eq!(pruned.full_scans, 2000);
         assert!(pruned.rescored <= 5, "{}", pruned.rescored);
+    }
+
+    #[test]
+    fn points_that_oscillate_in_place_are_not_rescanned() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(10);
+        let features = unit_rows(2000, 32, &mut rng, None);
+        let start = unit_rows(64, 32, &mut rng, None).mapv(f64::from);
+        let wobble = unit_rows(64, 32, &mut rng, None).mapv(f64::from) * 0.1;
+        let mut pruned = Pruned::new(2000, 64, 32);
+        for i in 0..40 {
+            let raw = if i % 2 == 0 { start.clone() } else { &start + &wobble };
+            let points = Points::new(&raw);
+            let fast = pruned.assign(features.view(), &Batch::All(2000), points.unit32.view());
+            assert_eq!(fast, dense(features.view(), &Batch::All(2000), points.unit32.view()));
+        }
+        // The path-length bound has grown past any margin by now...
+        assert!(pruned.drift > 2.0, "{}", pruned.drift);
+        // ...but no point is ever further than its wobble from the first snapshot.
+        assert_eq!(pruned.full_scans, 2000);
     }
 
     proptest! {

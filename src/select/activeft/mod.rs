@@ -9,6 +9,7 @@
 //! - `mapping`: from points back to samples.
 
 pub mod assign;
+mod checkpoint;
 mod errors;
 pub mod init;
 pub mod layout;
