@@ -65,6 +65,18 @@ fn shape(c: &mut Criterion, n: usize, dim: usize, k: usize, dense: bool) {
     group.finish();
 }
 
+/// The point-point term alone, at the budgets of the README's tables and
+/// at ImageNet-1k's 1% (it needs no pool, so it is always measured).
+fn point_term(c: &mut Criterion) {
+    let mut group = c.benchmark_group("point_term_d384");
+    group.sample_size(10);
+    for k in [500, 1281, 12_811] {
+        let points = pool(k, 384, k, 2);
+        group.bench_function(format!("k{k}"), |b| b.iter(|| loss::point_term(points.view(), 0.07)));
+    }
+    group.finish();
+}
+
 fn iteration(c: &mut Criterion) {
     shape(c, 50_000, 384, 500, true);
     if std::env::var_os("ACTIVEFT_BENCH_IMAGENET").is_some() {
@@ -72,5 +84,5 @@ fn iteration(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, iteration);
+criterion_group!(benches, point_term, iteration);
 criterion_main!(benches);

@@ -108,6 +108,33 @@ mod simd {
     }
 }
 
+/// `x = exp(x)` for every element, in float32, within 2 ulp of the exact
+/// value for arguments in [-87, 0] (below that it returns about 1e-38, not
+/// 0). Branch-free, so it vectorises: libm's `expf` one element at a time
+/// was 13% of an iteration's point term at 500 points. Pure arithmetic in a
+/// fixed order, so the same input always gives the same bits.
+pub fn exp_in_place(x: &mut [f32]) {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split so that n * LN2_HI is exact for |n| < 2^9.
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    for v in x.iter_mut() {
+        let a = v.clamp(-87.0, 88.0);
+        let shifted = a * LOG2E + ROUND;
+        let n = shifted - ROUND;
+        let r = (a - n * LN2_HI) - n * LN2_LO;
+        // Taylor series to r^7: |r| <= ln 2 / 2 leaves a 7e-9 relative remainder.
+        let mut p = 1.0 / 5040.0;
+        for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = p * r + c;
+        }
+        let scale = f32::from_bits((shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127)) << 23);
+        *v = p * scale;
+    }
+}
+
 /// An upper bound on how far any float32 evaluation of a dot product of two
 /// (near-)unit vectors of length `dim` can be from the exact value: the
 /// classic `dim * u / (1 - dim * u)` bound, doubled to cover vectors whose
@@ -131,9 +158,9 @@ pub fn gemm_nt(rows: ArrayView2<f32>, cols: ArrayView2<f32>, out: &mut ArrayView
     general_mat_mul(1.0, &rows, &cols.t(), 0.0, out);
 }
 
-/// `out = a · b`, single-threaded.
-pub fn gemm_nn(a: ArrayView2<f32>, b: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
-    general_mat_mul(1.0, &a, &b, 0.0, out);
+/// `out += a · b`, single-threaded.
+pub fn gemm_add(a: ArrayView2<f32>, b: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
+    general_mat_mul(1.0, &a, &b, 1.0, out);
 }
 
 /// Rows scaled to unit length (in f64), with the original lengths.
@@ -218,6 +245,22 @@ mod tests {
             add_scaled_plain(&mut plain, -0.7, &a);
             assert_eq!(fast, plain);
         }
+    }
+
+    #[test]
+    fn exp_in_place_is_within_two_ulp() {
+        let mut xs: Vec<f32> = (0..200_001).map(|i| -87.0 + 87.0 * i as f32 / 200_000.0).collect();
+        xs.extend([0.0, -1e-30, -1e-7, 1e-3, 0.5, 3.0]);
+        let mut got = xs.clone();
+        exp_in_place(&mut got);
+        for (&x, &y) in xs.iter().zip(&got) {
+            let want = f64::from(x).exp();
+            let ulp = f64::from((want as f32).next_up() - want as f32);
+            assert!((f64::from(y) - want).abs() <= 2.0 * ulp, "exp({x}) = {y}, want {want}");
+        }
+        let mut tiny = [-200.0f32, f32::NEG_INFINITY];
+        exp_in_place(&mut tiny);
+        assert!(tiny.iter().all(|&y| (0.0..1e-37).contains(&y)));
     }
 
     #[test]

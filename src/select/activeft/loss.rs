@@ -20,15 +20,13 @@
 //!
 //! and with respect to the raw point `c_k` it is `(g_k − (g_k·ĉ_k) ĉ_k) / |c_k|`.
 
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use crate::linalg::{gemm_nn, gemm_nt};
+pub use super::point_term::{PointTerm, point_term};
 
 /// Samples per parallel work item; fixed so sums do not depend on threads.
 const SAMPLE_CHUNK: usize = 256;
-/// Points per tile of the point-point term: memory O(tile · k), not k².
-const POINT_TILE: usize = 256;
 
 /// The samples an iteration evaluates: the whole pool or a subset.
 #[derive(Debug, Clone)]
@@ -65,12 +63,6 @@ pub struct Assignment {
     pub similarity: Vec<f64>,
 }
 
-/// Per-point quantities of the diversity term: `ln S_k` and `V_k`.
-pub struct PointTerm {
-    pub log_s: Vec<f64>,
-    pub v: Array2<f64>,
-}
-
 /// The learnable points in the forms the objective needs.
 pub struct Points {
     pub unit: Array2<f64>,
@@ -84,44 +76,6 @@ impl Points {
         let unit32 = unit.mapv(|x| x as f32);
         Points { unit, unit32, norms }
     }
-}
-
-/// `ln S_k` and `V_k` for every point, in tiles of [`POINT_TILE`] points.
-pub fn point_term(points: ArrayView2<f32>, temperature: f64) -> PointTerm {
-    let (k, dim) = points.dim();
-    let tiles: Vec<(Vec<f64>, Array2<f32>)> = (0..k.div_ceil(POINT_TILE))
-        .into_par_iter()
-        .map(|tile| {
-            let rows = points.slice(s![tile * POINT_TILE..((tile + 1) * POINT_TILE).min(k), ..]);
-            let mut sims = Array2::<f32>::zeros((rows.nrows(), k));
-            gemm_nt(rows, points, &mut sims.view_mut());
-            let log_s: Vec<f64> =
-                sims.rows_mut().into_iter().map(|mut row| softmax_in_place(&mut row, temperature)).collect();
-            let mut v = Array2::<f32>::zeros((rows.nrows(), dim));
-            gemm_nn(sims.view(), points, &mut v.view_mut());
-            (log_s, v)
-        })
-        .collect();
-    let log_s = tiles.iter().flat_map(|(l, _)| l.iter().copied()).collect();
-    let views: Vec<_> = tiles.iter().map(|(_, v)| v.view()).collect();
-    let v = ndarray::concatenate(Axis(0), &views).expect("tiles share a width").mapv(f64::from);
-    PointTerm { log_s, v }
-}
-
-/// Replaces similarities by `softmax(sim / t)` and returns the log of the
-/// normaliser, `ln Σ_j exp(sim_j / t)`, computed without overflow. The
-/// exponentials are float32 (the weights are stored as float32 anyway, and
-/// this is k² of them); their sum is float64.
-fn softmax_in_place(row: &mut ndarray::ArrayViewMut1<f32>, temperature: f64) -> f64 {
-    let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x) / temperature));
-    let mut sum = 0.0;
-    for x in row.iter_mut() {
-        *x = ((f64::from(*x) / temperature - max) as f32).exp();
-        sum += f64::from(*x);
-    }
-    let inverse = (1.0 / sum) as f32;
-    row.mapv_inplace(|w| w * inverse);
-    max + sum.ln()
 }
 
 /// A feature value type: float32 for the pool, float64 for test oracles.

@@ -17,6 +17,7 @@ pub mod loss;
 pub mod mapping;
 pub mod optim;
 pub mod params;
+mod point_term;
 pub mod step;
 
 use std::time::Instant;
