@@ -10,6 +10,8 @@
 //! While the best candidate beats the bound by more than the dot product's
 //! error, no other point can win; otherwise the sample is rescanned in full.
 
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
@@ -19,6 +21,10 @@ use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_toleran
 
 /// Samples per parallel work item; fixed so results do not depend on threads.
 const SAMPLE_CHUNK: usize = 256;
+/// Full scans done and recorded at a time, so their results (about 400
+/// bytes per sample) never pile up for the whole pool: 7 MB, not 520 MB,
+/// in the first iteration at ImageNet scale.
+const RESCAN_CHUNK: usize = 16_384;
 /// Candidate points remembered per sample, at most (see [`candidate_width`]).
 pub const CANDIDATES: usize = 32;
 
@@ -216,11 +222,14 @@ fn top_candidates(scores: &[f32], best: usize, width: usize) -> ([u32; CANDIDATE
 pub struct Pruned {
     /// The remembered candidate points of each sample, `width` per sample.
     candidates: Vec<u32>,
-    /// A bound on each candidate's exact score, as a slack.
-    candidate_slack: Vec<f32>,
+    /// A bound on each candidate's exact score, as a slack (f32 bits).
+    /// Atomic, like `winner`, only so that parallel checks can refresh their
+    /// own sample's entries in place: each entry has one writer per
+    /// iteration, and relaxed atomics cost what plain loads and stores do.
+    candidate_slack: Vec<AtomicU32>,
     width: usize,
     /// Each sample's nearest point when last evaluated.
-    winner: Vec<u32>,
+    winner: Vec<AtomicU32>,
     /// Bounds every point outside the candidate list, as a slack.
     rest_slack: Vec<f32>,
     /// Sum over iterations of the largest movement of any point: bounds the
@@ -243,15 +252,10 @@ pub struct Pruned {
     pub rescored: u64,
 }
 
-/// What the cheap tiers found for one batch sample.
-pub(super) enum Check {
-    /// The candidates decided: winner, similarity, the refreshed candidate
-    /// slacks when any candidate besides the last winner was rescored (boxed:
-    /// rare, and it keeps the common check small), and how many were.
-    Decided(usize, f32, Option<Box<[f32; CANDIDATES]>>, u32),
-    /// The bounds could not decide; scan every point.
-    Miss,
-}
+/// What the cheap tiers decided for one sample: its nearest point, the
+/// similarity, and how many candidates besides the last winner were rescored.
+/// None when the bounds could not decide and every point must be scanned.
+pub(super) type Check = Option<(usize, f32, u32)>;
 
 /// `x` rounded up to an f32, so a bound stays a bound.
 fn up(x: f64) -> f32 {
@@ -266,9 +270,9 @@ impl Pruned {
         let width = candidate_width(k);
         Pruned {
             candidates: vec![0; n * width],
-            candidate_slack: vec![f32::INFINITY; n * width],
+            candidate_slack: (0..n * width).map(|_| AtomicU32::new(f32::INFINITY.to_bits())).collect(),
             width,
-            winner: vec![0; n],
+            winner: (0..n).map(|_| AtomicU32::new(0)).collect(),
             rest_slack: vec![f32::INFINITY; n],
             drift: 0.0,
             point_drift: vec![0.0; k],
@@ -290,27 +294,55 @@ impl Pruned {
             .with_min_len(SAMPLE_CHUNK)
             .map(|i| self.check(features, batch.id(i), points))
             .collect();
-        let misses: Vec<usize> = (0..batch.len()).filter(|&i| matches!(checks[i], Check::Miss)).collect();
-        let mut scans = full_scans(features, batch, &misses, points, self.width).into_iter();
+        self.rescored += checks.iter().flatten().map(|c| u64::from(c.2)).sum::<u64>();
+        let misses: Vec<usize> = (0..batch.len()).filter(|&i| checks[i].is_none()).collect();
+        let mut scanned = self.rescan(features, batch, &misses, points).into_iter();
         let (point, similarity) = checks
             .into_iter()
-            .enumerate()
-            .map(|(i, check)| {
-                let (best, sim) = self.settle(batch.id(i), check, &mut scans);
+            .map(|check| {
+                let (best, sim) = match check {
+                    Some((best, sim, _)) => (best, sim),
+                    None => scanned.next().expect("one scan per miss"),
+                };
                 (best, f64::from(sim))
             })
             .unzip();
         Assignment { point, similarity }
     }
 
+    /// Scans the samples at batch `positions` against every point and
+    /// remembers what it found; returns their winners and similarities.
+    pub(super) fn rescan(
+        &mut self,
+        features: ArrayView2<f32>,
+        batch: &Batch,
+        positions: &[usize],
+        points: ArrayView2<f32>,
+    ) -> Vec<(usize, f32)> {
+        let mut found = Vec::with_capacity(positions.len());
+        for chunk in positions.chunks(RESCAN_CHUNK) {
+            for (&i, scan) in chunk.iter().zip(full_scans(features, batch, chunk, points, self.width)) {
+                self.remember(batch.id(i), &scan);
+                found.push((scan.best, scan.similarity));
+            }
+        }
+        self.full_scans += positions.len() as u64;
+        found
+    }
+
     /// Each sample's nearest point when last evaluated.
     pub(super) fn last_winner(&self, id: usize) -> usize {
-        self.winner[id] as usize
+        self.winner[id].load(Relaxed) as usize
     }
 
     /// Every sample's nearest point when last evaluated.
-    pub(super) fn winners(&self) -> &[u32] {
-        &self.winner
+    pub(super) fn winners(&self) -> Vec<u32> {
+        self.winner.iter().map(|w| w.load(Relaxed)).collect()
+    }
+
+    /// How many samples the pool has.
+    pub(super) fn len(&self) -> usize {
+        self.winner.len()
     }
 
     /// The points a sample keeps exact track of.
@@ -326,11 +358,6 @@ impl Pruned {
         simple.min(anchored)
     }
 
-    /// Candidates kept per sample.
-    pub(super) fn width(&self) -> usize {
-        self.width
-    }
-
     /// The dot product's error bound for this dimension.
     pub(super) fn error(&self) -> f64 {
         self.error
@@ -341,88 +368,56 @@ impl Pruned {
     pub(super) fn rearrange(&mut self, from: &[usize]) {
         let w = self.width;
         self.candidates = from.iter().flat_map(|&p| self.candidates[p * w..(p + 1) * w].iter().copied()).collect();
-        self.candidate_slack =
-            from.iter().flat_map(|&p| self.candidate_slack[p * w..(p + 1) * w].iter().copied()).collect();
-        self.winner = from.iter().map(|&p| self.winner[p]).collect();
+        let slack = |p: usize, c: usize| AtomicU32::new(self.candidate_slack[p * w + c].load(Relaxed));
+        self.candidate_slack = from.iter().flat_map(|&p| (0..w).map(move |c| slack(p, c))).collect();
+        self.winner = from.iter().map(|&p| AtomicU32::new(self.winner[p].load(Relaxed))).collect();
         self.rest_slack = from.iter().map(|&p| self.rest_slack[p]).collect();
         self.rest_anchor = from.iter().map(|&p| self.rest_anchor[p]).collect();
         self.rest_stamp = from.iter().map(|&p| self.rest_stamp[p]).collect();
-    }
-
-    /// Records the outcome of a check (taking the next full scan for a
-    /// miss) and returns the winner and its similarity.
-    pub(super) fn settle(
-        &mut self,
-        id: usize,
-        check: Check,
-        scans: &mut impl Iterator<Item = FullScan>,
-    ) -> (usize, f32) {
-        match check {
-            Check::Decided(best, sim, slacks, rescored) => {
-                self.rescored += u64::from(rescored);
-                self.winner[id] = best as u32;
-                let range = id * self.width..(id + 1) * self.width;
-                match slacks {
-                    Some(slacks) => self.candidate_slack[range].copy_from_slice(&slacks[..self.width]),
-                    None => {
-                        // Only the winner was scored: refresh its own bound.
-                        let slot = self.candidates[range.clone()].iter().position(|&j| j as usize == best);
-                        let slot = slot.expect("the winner is a candidate");
-                        self.candidate_slack[range.start + slot] =
-                            up(f64::from(sim) + self.error - self.point_drift[best]);
-                    }
-                }
-                (best, sim)
-            }
-            Check::Miss => {
-                let scan = scans.next().expect("one scan per miss");
-                self.full_scans += 1;
-                self.remember(id, &scan);
-                (scan.best, scan.similarity)
-            }
-        }
     }
 
     /// The cheap tier for one sample: score the last winner, rescore only the
     /// candidates whose bound reaches it, and check the bound on the rest.
     /// A point whose exact score is at most `bound` scores at most
     /// `bound + error` under `dot`; strictly below the leader, it cannot win
-    /// (nor tie, so ties still go to the lowest index).
+    /// (nor tie, so ties still go to the lowest index). Every score computed
+    /// refreshes that candidate's bound, and a decision records the winner.
     pub(super) fn check(&self, features: ArrayView2<f32>, id: usize, points: ArrayView2<f32>) -> Check {
         let rest = self.rest_bound(id);
         if rest == f64::INFINITY {
-            return Check::Miss;
+            return None;
         }
         let f = features.row(id);
         let f = f.as_slice().expect("features are contiguous");
         let score = |j: usize| dot(f, points.row(j).as_slice().expect("points are contiguous"));
         let range = id * self.width..(id + 1) * self.width;
-        let (candidates, old_slack) = (&self.candidates[range.clone()], &self.candidate_slack[range]);
-        let winner = self.winner[id] as usize;
+        let (candidates, slacks) = (&self.candidates[range.clone()], &self.candidate_slack[range]);
+        let winner = self.winner[id].load(Relaxed) as usize;
         let kept = score(winner);
         let mut best = (winner, kept);
-        let mut slacks = [0f32; CANDIDATES];
         let mut rescored = 0;
-        for (c, &j) in candidates.iter().enumerate() {
+        for (slack, &j) in slacks.iter().zip(candidates) {
             let j = j as usize;
-            slacks[c] = old_slack[c];
             let s = if j == winner {
                 kept
-            } else if f64::from(old_slack[c]) + self.point_drift[j] + self.error >= f64::from(kept) {
+            } else if f64::from(f32::from_bits(slack.load(Relaxed))) + self.point_drift[j] + self.error
+                >= f64::from(kept)
+            {
                 rescored += 1;
                 score(j)
             } else {
                 continue;
             };
-            slacks[c] = up(f64::from(s) + self.error - self.point_drift[j]);
+            slack.store(up(f64::from(s) + self.error - self.point_drift[j]).to_bits(), Relaxed);
             if s > best.1 || (s == best.1 && j < best.0) {
                 best = (j, s);
             }
         }
         if rest + self.error < f64::from(best.1) {
-            Check::Decided(best.0, best.1, (rescored > 0).then(|| Box::new(slacks)), rescored)
+            self.winner[id].store(best.0 as u32, Relaxed);
+            Some((best.0, best.1, rescored))
         } else {
-            Check::Miss
+            None
         }
     }
 
@@ -450,9 +445,9 @@ impl Pruned {
         let candidates = &scan.candidates[..self.width];
         for ((slack, &bound), &j) in self.candidate_slack[range].iter_mut().zip(&scan.candidate_bounds).zip(candidates)
         {
-            *slack = up(bound - self.point_drift[j as usize]);
+            *slack.get_mut() = up(bound - self.point_drift[j as usize]).to_bits();
         }
-        self.winner[id] = scan.best as u32;
+        *self.winner[id].get_mut() = scan.best as u32;
         self.rest_slack[id] = up(scan.rest_bound - self.drift);
         let (stamp, path) = self.checkpoints.current();
         self.checkpoints.reanchor(self.rest_stamp[id], stamp);

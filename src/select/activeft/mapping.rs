@@ -50,37 +50,45 @@ pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>) -> Vec<usi
 /// the walk stops at the first bound that falls short. A point whose
 /// candidates are all taken ends up scanning everything, which is correct,
 /// only slower.
-pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pruned: &Pruned) -> Vec<usize> {
+pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pruned: Pruned) -> Vec<usize> {
     let n = features.nrows();
     let row = |i: usize| features.row(i).to_slice().expect("features are contiguous");
-    let mut lists: Vec<Vec<(f32, u32)>> = vec![Vec::new(); points.nrows()];
-    for i in 0..n {
-        for &p in pruned.candidates_of(i) {
-            lists[p as usize].push((0.0, i as u32));
-        }
-    }
-    lists.par_iter_mut().enumerate().for_each(|(p, list)| {
-        let point = points.row(p).to_slice().expect("points are contiguous");
-        for entry in list.iter_mut() {
-            entry.0 = dot(row(entry.1 as usize), point);
-        }
-        list.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    });
+    let error = pruned.error();
     let mut by_bound: Vec<(f64, u32)> = (0..n).map(|i| (pruned.rest_bound(i), i as u32)).collect();
     by_bound.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let (starts, mut members) = candidate_lists(&pruned, points.nrows());
+    // The rest of the pruned state is not needed any more (it is as large as the lists).
+    drop(pruned);
+    let mut lists: Vec<&mut [u32]> = Vec::with_capacity(points.nrows());
+    let mut rest = &mut members[..];
+    for w in starts.windows(2) {
+        let (list, tail) = rest.split_at_mut(w[1] - w[0]);
+        lists.push(list);
+        rest = tail;
+    }
+    lists.par_iter_mut().enumerate().for_each_init(Vec::new, |scored, (p, list)| {
+        let point = points.row(p).to_slice().expect("points are contiguous");
+        scored.clear();
+        scored.extend(list.iter().map(|&i| (dot(row(i as usize), point), i)));
+        scored.sort_unstable_by(|a: &(f32, u32), b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (slot, &(_, i)) in list.iter_mut().zip(scored.iter()) {
+            *slot = i;
+        }
+    });
 
-    let error = pruned.error();
     let mut taken = vec![false; n];
     let mut picks = Vec::with_capacity(points.nrows());
-    for (p, list) in lists.iter().enumerate() {
+    for (p, list) in lists.into_iter().enumerate() {
         let point = points.row(p).to_slice().expect("points are contiguous");
-        let mut best = list.iter().find(|(_, i)| !taken[*i as usize]).map(|&(s, i)| (s, i as usize));
+        let mut best = list.iter().map(|&i| i as usize).find(|&i| !taken[i]).map(|i| (dot(row(i), point), i));
         for &(bound, i) in &by_bound {
             if best.is_some_and(|(s, _)| bound + error < f64::from(s)) {
                 break;
             }
             let i = i as usize;
-            if taken[i] || pruned.candidates_of(i).contains(&(p as u32)) {
+            // Samples listed for this point were covered by the list (the
+            // rest bound does not apply to them); scoring them again is harmless.
+            if taken[i] {
                 continue;
             }
             let s = dot(row(i), point);
@@ -93,6 +101,31 @@ pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pru
         picks.push(i);
     }
     picks
+}
+
+/// For every point, the samples that keep it as a candidate, ascending, as
+/// one flat array (`members[starts[p]..starts[p + 1]]`): exactly sized,
+/// where a vector per point would keep up to twice the room.
+fn candidate_lists(pruned: &Pruned, k: usize) -> (Vec<usize>, Vec<u32>) {
+    let n = pruned.len();
+    let mut starts = vec![0usize; k + 1];
+    for i in 0..n {
+        for &p in pruned.candidates_of(i) {
+            starts[p as usize + 1] += 1;
+        }
+    }
+    for p in 0..k {
+        starts[p + 1] += starts[p];
+    }
+    let mut next = starts.clone();
+    let mut members = vec![0u32; starts[k]];
+    for i in 0..n {
+        for &p in pruned.candidates_of(i) {
+            members[next[p as usize]] = i as u32;
+            next[p as usize] += 1;
+        }
+    }
+    (starts, members)
 }
 
 #[cfg(test)]
@@ -168,7 +201,7 @@ mod tests {
             let mut pruned = Pruned::new(n, k, d);
             let batch = crate::select::activeft::loss::Batch::All(n);
             pruned.assign(features.view(), &batch, points.view());
-            prop_assert_eq!(greedy_map_pruned(features.view(), points.view(), &pruned), greedy_map(features.view(), points.view()));
+            prop_assert_eq!(greedy_map_pruned(features.view(), points.view(), pruned), greedy_map(features.view(), points.view()));
         }
     }
 

@@ -125,8 +125,8 @@ pub fn select_with(
             Engine::Pruned => {
                 let evaluation = step::evaluate(&mut pruned, features.view(), &batch, &points, &term, objective);
                 let winners = pruned.winners();
-                if layout::disorder(winners) as f64 > REGROUP_DISORDER * n as f64 {
-                    let from = layout::grouped_order(winners, params.budget);
+                if layout::disorder(&winners) as f64 > REGROUP_DISORDER * n as f64 {
+                    let from = layout::grouped_order(&winners, params.budget);
                     layout.rearrange(features, &from);
                     pruned.rearrange(&from);
                 }
@@ -143,16 +143,20 @@ pub fn select_with(
 
     let start = Instant::now();
     let points = Points::new(&raw);
+    let work;
     let mut selected = match engine {
-        Engine::Dense => mapping::greedy_map(features.view(), points.unit32.view()),
+        Engine::Dense => {
+            work = Work::default();
+            mapping::greedy_map(features.view(), points.unit32.view())
+        }
         Engine::Pruned => {
             // Fresh bounds for the final points, then the bound-based mapping.
             pruned.assign(features.view(), &Batch::All(n), points.unit32.view());
-            mapping::greedy_map_pruned(features.view(), points.unit32.view(), &pruned)
+            work = Work { full_scans: pruned.full_scans, rescored: pruned.rescored };
+            mapping::greedy_map_pruned(features.view(), points.unit32.view(), pruned)
         }
     };
     selected.sort_unstable();
-    let work = Work { full_scans: pruned.full_scans, rescored: pruned.rescored };
     Outcome { selected, init: init_ids, losses, optimize_seconds, map_seconds: start.elapsed().as_secs_f64(), work }
 }
 

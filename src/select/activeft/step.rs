@@ -11,19 +11,22 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use super::assign::{Check, Pruned, full_scans};
-use super::loss::{Assignment, Batch, PointTerm, Points, SampleLoss, finish_gradient, group_by_point, mean};
+use super::assign::Pruned;
+use super::loss::{Batch, PointTerm, Points, SampleLoss, finish_gradient, group_by_point};
 use crate::linalg::add_scaled;
 
-/// The loss and gradient at the current points, with the assignment used.
+/// Samples per parallel work item for the newcomers' terms.
+const SAMPLE_CHUNK: usize = 256;
+
+/// The loss and gradient at the current points.
 pub struct Evaluation {
-    pub assignment: Assignment,
     pub loss: f64,
     pub gradient: Array2<f64>,
 }
 
-/// A sample's loss term and its weight σ in the gradient.
-type Terms = (f64, f64);
+/// A sample not added during its group's visit: batch position, and its
+/// new winner and similarity (None until a full scan decides them).
+type Newcomer = (usize, Option<(usize, f32)>);
 
 /// What the visit of one point's group produced.
 struct Group {
@@ -31,13 +34,16 @@ struct Group {
     acc: Vec<f64>,
     /// `Σ σ_i` over the same samples.
     weight: f64,
-    /// Every member's check, by batch position, with its (loss, σ) terms
-    /// when it kept this point and was added to the sums.
-    checks: Vec<(usize, Check, Option<Terms>)>,
+    /// The sum of their loss terms, in visit order.
+    loss: f64,
+    /// Candidates rescored (beyond the winners) in this group.
+    rescored: u64,
+    /// Members that moved to another point, or need a full scan.
+    left: Vec<Newcomer>,
 }
 
 /// Loss and gradient for `batch`, with the assignment decided by `pruned`
-/// (identical to the dense assignment).
+/// (identical to the dense assignment), which it updates.
 pub fn evaluate(
     pruned: &mut Pruned,
     features: ArrayView2<f32>,
@@ -51,46 +57,34 @@ pub fn evaluate(
     pruned.begin_iteration(unit32);
     let previous: Vec<usize> = (0..batch.len()).map(|i| pruned.last_winner(batch.id(i))).collect();
     let members = group_by_point(&previous, k);
+    drop(previous);
 
     let visit = Visit { pruned, features, batch, points: unit32, term, objective };
     let mut groups: Vec<Group> =
         members.par_iter().enumerate().map(|(point, positions)| visit.group(point, positions)).collect();
+    drop(members);
 
-    // Settle every check in batch order; misses take their full scans in that order.
-    let mut by_position: Vec<Option<Check>> = (0..batch.len()).map(|_| None).collect();
-    // The terms of the samples the visits already added to their point's sums.
-    let mut added: Vec<Option<Terms>> = vec![None; batch.len()];
-    for group in &mut groups {
-        // Taken, not drained: each group's buffer is freed as it is emptied.
-        for (i, check, terms) in std::mem::take(&mut group.checks) {
-            by_position[i] = Some(check);
-            added[i] = terms;
+    // Everyone who left a group, in batch order; misses take their full scans in that order.
+    let mut newcomers: Vec<Newcomer> = groups.iter_mut().flat_map(|g| std::mem::take(&mut g.left)).collect();
+    newcomers.sort_unstable_by_key(|&(i, _)| i);
+    pruned.rescored += groups.iter().map(|g| g.rescored).sum::<u64>();
+    let misses: Vec<usize> = newcomers.iter().filter(|(_, found)| found.is_none()).map(|&(i, _)| i).collect();
+    let mut scanned = pruned.rescan(features, batch, &misses, unit32).into_iter();
+    for (_, found) in &mut newcomers {
+        if found.is_none() {
+            *found = scanned.next();
         }
     }
-    let misses: Vec<usize> = (0..batch.len()).filter(|&i| matches!(by_position[i], Some(Check::Miss))).collect();
-    let mut scans = full_scans(features, batch, &misses, unit32, pruned.width()).into_iter();
-    let mut assignment =
-        Assignment { point: Vec::with_capacity(batch.len()), similarity: Vec::with_capacity(batch.len()) };
-    for (i, check) in by_position.into_iter().enumerate() {
-        let (best, sim) = pruned.settle(batch.id(i), check.expect("every position was checked"), &mut scans);
-        assignment.point.push(best);
-        assignment.similarity.push(f64::from(sim));
-    }
+    let newcomer_loss = add_newcomers(&mut groups, features, batch, &newcomers, term, objective);
 
-    let terms: Vec<Terms> = (0..batch.len())
-        .into_par_iter()
-        .map(|i| added[i].unwrap_or_else(|| objective.terms(term.log_s[assignment.point[i]], assignment.similarity[i])))
-        .collect();
-    add_newcomers(&mut groups, features, batch, &added, &assignment, &terms);
-
-    let losses: Vec<f64> = terms.iter().map(|t| t.0).collect();
+    let loss = groups.iter().map(|g| g.loss).sum::<f64>() + newcomer_loss;
     let scale = 1.0 / (objective.temperature() * batch.len() as f64);
     let mut gradient = Array2::<f64>::zeros((k, dim));
     gradient.axis_iter_mut(Axis(0)).into_par_iter().zip(groups).enumerate().for_each(|(point, (mut g, group))| {
         g.as_slice_mut().expect("gradient rows are contiguous").copy_from_slice(&group.acc);
         finish_gradient(g, group.weight, point, term, points, scale);
     });
-    Evaluation { assignment, loss: mean(&losses), gradient }
+    Evaluation { loss: loss / batch.len() as f64, gradient }
 }
 
 /// What the visits of the groups share.
@@ -108,52 +102,56 @@ impl Visit<'_> {
     /// that keep `point`.
     fn group(&self, point: usize, positions: &[usize]) -> Group {
         let mut group =
-            Group { acc: vec![0.0; self.points.ncols()], weight: 0.0, checks: Vec::with_capacity(positions.len()) };
+            Group { acc: vec![0.0; self.points.ncols()], weight: 0.0, loss: 0.0, rescored: 0, left: Vec::new() };
         for &i in positions {
             let id = self.batch.id(i);
-            let check = self.pruned.check(self.features, id, self.points);
-            let mut added = None;
-            if let Check::Decided(best, sim, ..) = check
-                && best == point
-            {
-                let terms = self.objective.terms(self.term.log_s[point], f64::from(sim));
-                group.weight += terms.1;
-                add_scaled(
-                    &mut group.acc,
-                    -terms.1,
-                    self.features.row(id).as_slice().expect("features are contiguous"),
-                );
-                added = Some(terms);
+            match self.pruned.check(self.features, id, self.points) {
+                Some((best, sim, rescored)) if best == point => {
+                    group.rescored += u64::from(rescored);
+                    let (loss, sigma) = self.objective.terms(self.term.log_s[point], f64::from(sim));
+                    group.loss += loss;
+                    group.weight += sigma;
+                    add_scaled(&mut group.acc, -sigma, self.features.row(id).as_slice().expect("contiguous rows"));
+                }
+                Some((best, sim, rescored)) => {
+                    group.rescored += u64::from(rescored);
+                    group.left.push((i, Some((best, sim))));
+                }
+                None => group.left.push((i, None)),
             }
-            group.checks.push((i, check, added));
         }
         group
     }
 }
 
 /// Adds the samples not added during the visits (their winner changed, or
-/// a full scan found it) to their point's sums, in batch order.
+/// a full scan found it) to their point's sums, in batch order; returns the
+/// sum of their loss terms.
 fn add_newcomers(
     groups: &mut [Group],
     features: ArrayView2<f32>,
     batch: &Batch,
-    added: &[Option<Terms>],
-    assignment: &Assignment,
-    terms: &[Terms],
-) {
-    let mut newcomers: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
-    for (i, &point) in assignment.point.iter().enumerate() {
-        if added[i].is_none() {
-            newcomers[point].push(i);
-        }
+    newcomers: &[Newcomer],
+    term: &PointTerm,
+    objective: SampleLoss,
+) -> f64 {
+    let settled = |&(i, found): &Newcomer| {
+        let (point, sim) = found.expect("every newcomer was decided");
+        let (loss, sigma) = objective.terms(term.log_s[point], f64::from(sim));
+        (i, point, loss, sigma)
+    };
+    let terms: Vec<(usize, usize, f64, f64)> = newcomers.par_iter().with_min_len(SAMPLE_CHUNK).map(settled).collect();
+    let mut by_point: Vec<Vec<(usize, f64)>> = vec![Vec::new(); groups.len()];
+    for &(i, point, _, sigma) in &terms {
+        by_point[point].push((i, sigma));
     }
-    groups.par_iter_mut().zip(newcomers).for_each(|(group, positions)| {
-        for i in positions {
-            let sigma = terms[i].1;
+    groups.par_iter_mut().zip(by_point).for_each(|(group, arrivals)| {
+        for (i, sigma) in arrivals {
             group.weight += sigma;
-            add_scaled(&mut group.acc, -sigma, features.row(batch.id(i)).as_slice().expect("features are contiguous"));
+            add_scaled(&mut group.acc, -sigma, features.row(batch.id(i)).as_slice().expect("contiguous rows"));
         }
     });
+    terms.iter().map(|t| t.2).sum()
 }
 
 #[cfg(test)]
@@ -186,7 +184,8 @@ mod tests {
             let fast = evaluate(&mut pruned, features.view(), &batch, &points, &term, objective);
             let assignment = dense(features.view(), &batch, points.unit32.view());
             let (loss, gradient) = loss_and_gradient(features.view(), &batch, &assignment, &term, &points, t, 0.8);
-            assert_eq!(fast.assignment, assignment);
+            let winners: Vec<usize> = (0..batch.len()).map(|i| pruned.last_winner(batch.id(i))).collect();
+            assert_eq!(winners, assignment.point);
             assert!((fast.loss - loss).abs() <= 1e-12 * loss.abs(), "{} vs {loss}", fast.loss);
             let scale = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
             let worst = (&fast.gradient - &gradient).iter().fold(0.0f64, |m, g| m.max(g.abs()));
