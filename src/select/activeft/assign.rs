@@ -16,6 +16,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::checkpoint::{self, Checkpoints};
+use super::layout::permute_runs;
 use super::loss::{Assignment, Batch};
 use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_tolerance};
 
@@ -366,14 +367,12 @@ impl Pruned {
     /// Follows a rearrangement of the samples: what was kept for sample
     /// `from[p]` is now kept for `p`.
     pub(super) fn rearrange(&mut self, from: &[usize]) {
-        let w = self.width;
-        self.candidates = from.iter().flat_map(|&p| self.candidates[p * w..(p + 1) * w].iter().copied()).collect();
-        let slack = |p: usize, c: usize| AtomicU32::new(self.candidate_slack[p * w + c].load(Relaxed));
-        self.candidate_slack = from.iter().flat_map(|&p| (0..w).map(move |c| slack(p, c))).collect();
-        self.winner = from.iter().map(|&p| AtomicU32::new(self.winner[p].load(Relaxed))).collect();
-        self.rest_slack = from.iter().map(|&p| self.rest_slack[p]).collect();
-        self.rest_anchor = from.iter().map(|&p| self.rest_anchor[p]).collect();
-        self.rest_stamp = from.iter().map(|&p| self.rest_stamp[p]).collect();
+        permute_runs(&mut self.candidates, self.width, from);
+        permute_runs(&mut self.candidate_slack, self.width, from);
+        permute_runs(&mut self.winner, 1, from);
+        permute_runs(&mut self.rest_slack, 1, from);
+        permute_runs(&mut self.rest_anchor, 1, from);
+        permute_runs(&mut self.rest_stamp, 1, from);
     }
 
     /// The cheap tier for one sample: score the last winner, rescore only the
