@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::checkpoint::{self, Checkpoints};
 use super::layout::permute_runs;
 use super::loss::{Assignment, Batch};
-use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_tolerance};
+use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_tolerance, squared_distance};
 
 /// Samples per parallel work item; fixed so results do not depend on threads.
 const SAMPLE_CHUNK: usize = 256;
@@ -426,7 +426,8 @@ impl Pruned {
         if let Some(previous) = &self.previous {
             let mut largest = 0.0f64;
             for ((a, b), total) in previous.rows().into_iter().zip(points.rows()).zip(&mut self.point_drift) {
-                let moved = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum::<f64>().sqrt();
+                let (a, b) = (a.to_slice().expect("contiguous rows"), b.to_slice().expect("contiguous rows"));
+                let moved = squared_distance(a, b).sqrt();
                 // Slack for the rounding of this sum and of |f| = 1 in float32.
                 let moved = moved * (1.0 + 1e-6);
                 *total += moved;
@@ -507,6 +508,8 @@ mod tests {
         agrees_along_a_walk(3000, 40, 16, 0.01, None, 1, None);
         agrees_along_a_walk(500, 200, 8, 0.002, None, 2, None);
         agrees_along_a_walk(800, 30, 12, 0.05, None, 3, Some(300));
+        // More misses than one chunk of full scans.
+        agrees_along_a_walk(RESCAN_CHUNK + 3_000, 8, 4, 0.01, None, 7, None);
     }
 
     #[test]

@@ -16,6 +16,8 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
+use crate::linalg::squared_distance;
+
 /// Memory for snapshots; they hold `k x dim` float32 values each.
 const SNAPSHOT_BYTES: usize = 40 << 20;
 /// Snapshots kept at most, whatever the memory.
@@ -62,6 +64,18 @@ impl Checkpoints {
         if behind > SPACING {
             self.take(points, path);
         }
+        // Only the latest snapshot gains samples: the others go once none are left.
+        let latest = self.live.len() - 1;
+        for (s, snapshot) in self.live.iter().enumerate() {
+            if s < latest && snapshot.users == 0 {
+                self.growth[snapshot.seq as usize] = f64::INFINITY;
+            }
+        }
+        let mut s = 0;
+        self.live.retain(|snapshot| {
+            s += 1;
+            s - 1 == latest || snapshot.users > 0
+        });
         for snapshot in &self.live {
             self.growth[snapshot.seq as usize] = largest_displacement(points, snapshot.points.view());
         }
@@ -119,7 +133,7 @@ fn largest_displacement(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f64 {
         .outer_iter()
         .into_par_iter()
         .zip(b.outer_iter())
-        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2)).sum::<f64>())
+        .map(|(x, y)| squared_distance(x.as_slice().expect("contiguous rows"), y.as_slice().expect("contiguous rows")))
         .reduce(|| 0.0, f64::max);
     largest.sqrt() * (1.0 + 1e-6)
 }
@@ -135,6 +149,7 @@ mod tests {
         cp.advance(start.view(), &[0.0, 0.0]);
         let (seq, offset) = cp.current();
         assert_eq!((seq, offset), (0, 0.0));
+        cp.reanchor(NONE, 0);
         // Point 0 goes out by 0.04 and comes back: path 0.08, displacement 0.
         cp.advance(start.view(), &[0.08, 0.0]);
         assert_eq!(cp.live.len(), 2, "0.08 > SPACING takes a new snapshot");
@@ -145,6 +160,9 @@ mod tests {
         let want = (0.4f64.powi(2) + 0.8f64.powi(2)).sqrt();
         assert!((cp.growth(0) - want).abs() < 1e-6 && cp.growth(0) >= want);
         assert_eq!(cp.growth(NONE), f64::INFINITY);
+        // That took snapshot 2; snapshot 1 never had a sample, so it went.
+        assert_eq!(cp.live.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(cp.growth(1), f64::INFINITY);
     }
 
     #[test]
@@ -154,9 +172,11 @@ mod tests {
         cp.capacity = 2;
         cp.advance(points.view(), &[0.0]);
         cp.reanchor(NONE, 0);
+        cp.reanchor(NONE, 0);
         cp.advance(points.view(), &[1.0]);
+        cp.reanchor(NONE, 1);
         cp.advance(points.view(), &[2.0]);
-        // Snapshot 1 had no users: it goes, 0 stays.
+        // Full: snapshot 1 (one sample) goes to make room, 0 (two) stays.
         assert_eq!(cp.live.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![0, 2]);
         assert_eq!(cp.growth(1), f64::INFINITY);
         assert_eq!(cp.growth(0), 0.0);
