@@ -341,14 +341,10 @@ impl Pruned {
         self.winner.iter().map(|w| w.load(Relaxed)).collect()
     }
 
-    /// How many samples the pool has.
-    pub(super) fn len(&self) -> usize {
-        self.winner.len()
-    }
-
-    /// The points a sample keeps exact track of.
-    pub(super) fn candidates_of(&self, id: usize) -> &[u32] {
-        &self.candidates[id * self.width..(id + 1) * self.width]
+    /// Every sample's candidate points (`width` per sample, in sample
+    /// order) and the width; the rest of the state is dropped.
+    pub(super) fn into_candidates(self) -> (Vec<u32>, usize) {
+        (self.candidates, self.width)
     }
 
     /// An upper bound on the exact score, for sample `id`, of every point

@@ -56,9 +56,11 @@ pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pru
     let error = pruned.error();
     let mut by_bound: Vec<(f64, u32)> = (0..n).map(|i| (pruned.rest_bound(i), i as u32)).collect();
     by_bound.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let (starts, mut members) = candidate_lists(&pruned, points.nrows());
-    // The rest of the pruned state is not needed any more (it is as large as the lists).
-    drop(pruned);
+    // Only the candidate lists are needed from here: the rest of the pruned
+    // state (their bounds, as large again) goes before the lists are built.
+    let (candidates, width) = pruned.into_candidates();
+    let (starts, mut members) = candidate_lists(&candidates, width, points.nrows());
+    drop(candidates);
     let mut lists: Vec<&mut [u32]> = Vec::with_capacity(points.nrows());
     let mut rest = &mut members[..];
     for w in starts.windows(2) {
@@ -106,24 +108,19 @@ pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pru
 /// For every point, the samples that keep it as a candidate, ascending, as
 /// one flat array (`members[starts[p]..starts[p + 1]]`): exactly sized,
 /// where a vector per point would keep up to twice the room.
-fn candidate_lists(pruned: &Pruned, k: usize) -> (Vec<usize>, Vec<u32>) {
-    let n = pruned.len();
+fn candidate_lists(candidates: &[u32], width: usize, k: usize) -> (Vec<usize>, Vec<u32>) {
     let mut starts = vec![0usize; k + 1];
-    for i in 0..n {
-        for &p in pruned.candidates_of(i) {
-            starts[p as usize + 1] += 1;
-        }
+    for &p in candidates {
+        starts[p as usize + 1] += 1;
     }
     for p in 0..k {
         starts[p + 1] += starts[p];
     }
     let mut next = starts.clone();
     let mut members = vec![0u32; starts[k]];
-    for i in 0..n {
-        for &p in pruned.candidates_of(i) {
-            members[next[p as usize]] = i as u32;
-            next[p as usize] += 1;
-        }
+    for (c, &p) in candidates.iter().enumerate() {
+        members[next[p as usize]] = (c / width) as u32;
+        next[p as usize] += 1;
     }
     (starts, members)
 }
