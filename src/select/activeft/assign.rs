@@ -56,7 +56,7 @@ pub fn dense(features: ArrayView2<f32>, batch: &Batch, points: ArrayView2<f32>) 
 }
 
 /// What a full scan of one sample against every point finds.
-pub(super) struct FullScan {
+struct FullScan {
     pub best: usize,
     pub similarity: f32,
     /// The best points by filter score (the first `min(k, CANDIDATES)`),
@@ -112,7 +112,7 @@ fn top_candidates_keep_the_exact_winner_and_bound_the_rest() {
 }
 
 /// Full scans of the samples at batch `positions`, remembering candidates.
-pub(super) fn full_scans(
+fn full_scans(
     features: ArrayView2<f32>,
     batch: &Batch,
     positions: &[usize],
