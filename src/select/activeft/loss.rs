@@ -199,6 +199,7 @@ pub fn group_by_point(point_of: &[usize], k: usize) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::super::assign::dense as assign_dense;
+    use super::super::point_term::point_term_f64;
     use super::*;
     use ndarray::Array2;
     use rand::rngs::Xoshiro256PlusPlus;
@@ -248,23 +249,6 @@ mod tests {
             })
             .unzip();
         Assignment { point, similarity }
-    }
-
-    /// The point term in f64, written out directly.
-    fn point_term_f64(unit: &Array2<f64>, t: f64) -> PointTerm {
-        let k = unit.nrows();
-        let mut log_s = Vec::new();
-        let mut v = Array2::zeros(unit.dim());
-        for a in 0..k {
-            let logits: Vec<f64> = (0..k).map(|j| unit.row(j).dot(&unit.row(a)) / t).collect();
-            let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let ls = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln();
-            for (logit, cj) in logits.iter().zip(unit.rows()) {
-                v.row_mut(a).scaled_add((logit - ls).exp(), &cj);
-            }
-            log_s.push(ls);
-        }
-        PointTerm { log_s, v }
     }
 
     fn analytic(features: &Array2<f64>, raw: &Array2<f64>, t: f64, b: f64) -> (f64, Array2<f64>) {

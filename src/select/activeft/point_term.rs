@@ -125,22 +125,20 @@ fn rounds(blocks: usize) -> Vec<Vec<(usize, usize)>> {
     all
 }
 
-/// Unused by the fast path: the point term straight from its definition,
-/// one row of the k x k similarities at a time, as the oracle in tests.
+/// The point term straight from its definition, in float64, one row of
+/// the k x k similarities at a time: the oracle for the fast path and for
+/// the gradient tests.
 #[cfg(test)]
-pub(super) fn point_term_rows(points: ArrayView2<f32>, temperature: f64) -> PointTerm {
-    let k = points.nrows();
+pub(super) fn point_term_f64(unit: &Array2<f64>, temperature: f64) -> PointTerm {
+    let k = unit.nrows();
     let mut log_s = Vec::with_capacity(k);
-    let mut v = Array2::<f64>::zeros(points.dim());
+    let mut v = Array2::<f64>::zeros(unit.dim());
     for (a, mut out) in v.outer_iter_mut().enumerate() {
-        let logits: Vec<f64> = (0..k)
-            .map(|j| points.row(j).iter().zip(points.row(a)).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>())
-            .map(|sim| sim / temperature)
-            .collect();
+        let logits: Vec<f64> = (0..k).map(|j| unit.row(j).dot(&unit.row(a)) / temperature).collect();
         let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let ls = max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
-        for (logit, cj) in logits.iter().zip(points.rows()) {
-            out.scaled_add((logit - ls).exp(), &cj.mapv(f64::from));
+        for (logit, cj) in logits.iter().zip(unit.rows()) {
+            out.scaled_add((logit - ls).exp(), &cj);
         }
         log_s.push(ls);
     }
@@ -178,7 +176,7 @@ mod tests {
             let raw = Array2::from_shape_fn((k, d), |_| rng.random_range(-1.0..1.0f64));
             let points = crate::linalg::normalize_rows(&raw).0.mapv(|x| x as f32);
             let fast = point_term(points.view(), t);
-            let slow = point_term_rows(points.view(), t);
+            let slow = point_term_f64(&points.mapv(f64::from), t);
             for (x, y) in fast.log_s.iter().zip(&slow.log_s) {
                 // The similarity's float32 error, scaled by 1/t.
                 assert!((x - y).abs() <= 5e-6 / t, "k {k} t {t}: {x} vs {y}");
