@@ -3,7 +3,11 @@
 //! each point to its nearest untaken sample.
 //!
 //! - `params`: the settings and their validation;
-//! - `loss`: the objective, its gradient and the nearest-point assignment;
+//! - `loss`: the objective and its gradient; `point_term`: its point-point part;
+//! - `assign`: each sample's nearest point, dense (the oracle) and pruned by
+//!   bounds (`checkpoint`: snapshots of the points for those bounds);
+//! - `step`: the pruned path's one-pass loss and gradient; `layout`: the
+//!   pool's order in memory;
 //! - `optim`: Adam and the learning-rate schedules;
 //! - `init`: where the points start;
 //! - `mapping`: from points back to samples.
