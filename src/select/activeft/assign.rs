@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::checkpoint::{self, Checkpoints};
 use super::layout::permute_runs;
 use super::loss::{Assignment, Batch};
-use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_tolerance, squared_distance};
+use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_tolerance};
 
 /// Samples per parallel work item; fixed so results do not depend on threads.
 const SAMPLE_CHUNK: usize = 256;
@@ -420,16 +420,11 @@ impl Pruned {
     /// last call. Call once per iteration, before any check.
     pub(super) fn begin_iteration(&mut self, points: ArrayView2<f32>) {
         if let Some(previous) = &self.previous {
-            let mut largest = 0.0f64;
-            for ((a, b), total) in previous.rows().into_iter().zip(points.rows()).zip(&mut self.point_drift) {
-                let (a, b) = (a.to_slice().expect("contiguous rows"), b.to_slice().expect("contiguous rows"));
-                let moved = squared_distance(a, b).sqrt();
-                // Slack for the rounding of this sum and of |f| = 1 in float32.
-                let moved = moved * (1.0 + 1e-6);
-                *total += moved;
-                largest = largest.max(moved);
+            let moved = checkpoint::movements(previous.view(), points);
+            for (total, &m) in self.point_drift.iter_mut().zip(&moved) {
+                *total += m;
             }
-            self.drift += largest;
+            self.drift += moved.into_iter().fold(0.0, f64::max);
         }
         self.checkpoints.advance(points, &self.point_drift);
         self.previous = Some(points.to_owned());

@@ -77,7 +77,8 @@ impl Checkpoints {
             s - 1 == latest || snapshot.users > 0
         });
         for snapshot in &self.live {
-            self.growth[snapshot.seq as usize] = largest_displacement(points, snapshot.points.view());
+            self.growth[snapshot.seq as usize] =
+                movements(points, snapshot.points.view()).into_iter().fold(0.0, f64::max);
         }
         let latest = self.live.last().expect("a snapshot was taken");
         self.current = (latest.seq, largest_gap(path, &latest.path));
@@ -126,16 +127,16 @@ fn largest_gap(now: &[f64], then: &[f64]) -> f64 {
     now.iter().zip(then).map(|(a, b)| a - b).fold(0.0, f64::max)
 }
 
-/// `max_j |a_j − b_j|`, rounded up enough to cover the float32 features not
-/// being exactly unit length.
-fn largest_displacement(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f64 {
-    let largest = a
-        .outer_iter()
+/// `|a_j − b_j|` for every point `j`: how far each moved between two sets of
+/// unit points, rounded up enough to bound how much the score of any float32
+/// (so not exactly unit-length) feature can change with it.
+pub fn movements(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Vec<f64> {
+    a.outer_iter()
         .into_par_iter()
         .zip(b.outer_iter())
         .map(|(x, y)| squared_distance(x.as_slice().expect("contiguous rows"), y.as_slice().expect("contiguous rows")))
-        .reduce(|| 0.0, f64::max);
-    largest.sqrt() * (1.0 + 1e-6)
+        .map(|squared| squared.sqrt() * (1.0 + 1e-6))
+        .collect()
 }
 
 #[cfg(test)]
