@@ -65,16 +65,14 @@ impl Checkpoints {
             self.take(points, path);
         }
         // Only the latest snapshot gains samples: the others go once none are left.
-        let latest = self.live.len() - 1;
-        for (s, snapshot) in self.live.iter().enumerate() {
-            if s < latest && snapshot.users == 0 {
-                self.growth[snapshot.seq as usize] = f64::INFINITY;
-            }
-        }
-        let mut s = 0;
+        let latest = self.live.last().expect("a snapshot was taken").seq;
+        let growth = &mut self.growth;
         self.live.retain(|snapshot| {
-            s += 1;
-            s - 1 == latest || snapshot.users > 0
+            let keep = snapshot.seq == latest || snapshot.users > 0;
+            if !keep {
+                growth[snapshot.seq as usize] = f64::INFINITY;
+            }
+            keep
         });
         for snapshot in &self.live {
             self.growth[snapshot.seq as usize] =
