@@ -16,8 +16,9 @@ use ndarray::Array2;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use activeft::select::activeft::loss::{self, Batch, Points, SampleLoss};
-use activeft::select::activeft::{assign, step};
+use activeft::internals::activeft::evaluate;
+use activeft::internals::activeft::loss::{self, Points, SampleLoss};
+use activeft::internals::{Batch, Engine, Mode, dense};
 
 /// Clustered unit rows, like real embeddings (see examples/synth.rs).
 fn pool(n: usize, dim: usize, clusters: usize, seed: u64) -> Array2<f32> {
@@ -34,32 +35,27 @@ fn pool(n: usize, dim: usize, clusters: usize, seed: u64) -> Array2<f32> {
 
 /// Benchmarks one iteration's phases at one shape; the dense phases only
 /// where they take seconds, not minutes.
-fn shape(c: &mut Criterion, n: usize, dim: usize, k: usize, dense: bool) {
-    let features = pool(n, dim, (k / 5).max(1), 1);
+fn shape(c: &mut Criterion, n: usize, dim: usize, k: usize, with_dense: bool) {
+    let mut features = pool(n, dim, (k / 5).max(1), 1);
+    let original = features.clone();
     let raw = features.slice(ndarray::s![..k, ..]).mapv(f64::from);
     let points = Points::new(&raw);
     let batch = Batch::All(n);
     let term = loss::point_term(points.unit32.view(), 0.07);
-    let mut pruned = assign::Pruned::new(n, k, dim);
-    pruned.assign(features.view(), &batch, points.unit32.view());
+    let mut engine = Engine::new(&mut features, k, Mode::Pruned).expect("the pool fits");
+    engine.assign(points.unit32.view());
 
     let mut group = c.benchmark_group(format!("iteration_{n}x{dim}_k{k}"));
     group.sample_size(10);
     group.bench_function("point_term", |b| b.iter(|| loss::point_term(points.unit32.view(), 0.07)));
-    group.bench_function("assign_pruned_steady", |b| {
-        b.iter(|| pruned.assign(features.view(), &batch, points.unit32.view()))
-    });
+    group.bench_function("assign_pruned_steady", |b| b.iter(|| engine.assign(points.unit32.view())));
     let objective = SampleLoss::new(0.07, 1.0);
-    group.bench_function("fused_step_steady", |b| {
-        b.iter(|| step::evaluate(&mut pruned, features.view(), &batch, &points, &term, objective))
-    });
-    if dense {
-        let assignment = assign::dense(features.view(), &batch, points.unit32.view());
-        group.bench_function("assign_dense", |b| {
-            b.iter(|| assign::dense(features.view(), &batch, points.unit32.view()))
-        });
+    group.bench_function("fused_step_steady", |b| b.iter(|| evaluate(&mut engine, &batch, &points, &term, objective)));
+    if with_dense {
+        let assignment = dense(original.view(), &batch, points.unit32.view());
+        group.bench_function("assign_dense", |b| b.iter(|| dense(original.view(), &batch, points.unit32.view())));
         group.bench_function("loss_and_gradient", |b| {
-            b.iter(|| loss::loss_and_gradient(features.view(), &batch, &assignment, &term, &points, 0.07, 1.0))
+            b.iter(|| loss::loss_and_gradient(original.view(), &batch, &assignment, &term, &points, 0.07, 1.0))
         });
     }
     group.finish();

@@ -7,10 +7,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use activeft::eval::evaluate;
-use activeft::io::npy::{load_features, load_labels};
-use activeft::select::activeft::ActiveFtParams;
-use activeft::select::{Method, run};
+use activeft::internals::{ActiveFtParams, Method, evaluate, load_features, load_labels, run};
 
 const BUDGETS: [usize; 2] = [20, 50];
 const SEEDS: u64 = 5;
@@ -26,12 +23,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| method | budget | 1-NN accuracy | linear-probe accuracy | mean coverage | time to select |");
     println!("|---|---|---|---|---|---|");
     for budget in BUDGETS {
-        for method in [Method::ActiveFt, Method::Random, Method::Fds, Method::KMeans] {
+        for name in ["activeft", "random", "fds", "kmeans"] {
             let (mut knn, mut linear, mut coverage, mut seconds) = (0.0, 0.0, 0.0, 0.0);
             for seed in 0..SEEDS {
-                let params = ActiveFtParams { seed, ..ActiveFtParams::new(budget) }.check(n)?;
+                let method = match name {
+                    "activeft" => Method::ActiveFt(ActiveFtParams { seed, ..ActiveFtParams::new(budget) }.check(n)?),
+                    "random" => Method::Random,
+                    "fds" => Method::Fds,
+                    _ => Method::KMeans,
+                };
                 let start = Instant::now();
-                let outcome = run(method, &mut features, &params, |_, _| {});
+                let outcome = run(&method, &mut features, budget, seed, |_, _| {})?;
                 seconds += start.elapsed().as_secs_f64();
                 let m = evaluate(features.view(), &outcome.selected, Some(&labels));
                 knn += m.knn1_accuracy.unwrap_or(f64::NAN);
@@ -40,8 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let mean = |x: f64| x / SEEDS as f64;
             println!(
-                "| {} | {budget} | {:.3} | {:.3} | {:.4} | {:.1} ms |",
-                method.name(),
+                "| {name} | {budget} | {:.3} | {:.3} | {:.4} | {:.1} ms |",
                 mean(knn),
                 mean(linear),
                 mean(coverage),

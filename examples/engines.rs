@@ -8,8 +8,8 @@
 
 use std::path::PathBuf;
 
-use activeft::io::npy::load_features;
-use activeft::select::activeft::{ActiveFtParams, Engine, select_with};
+use activeft::internals::activeft::select;
+use activeft::internals::{ActiveFtParams, Mode, load_features};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,13 +22,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         params.iterations = iterations.parse()?;
     }
     let params = params.check(features.nrows())?;
-    let run = |engine: Engine| {
+    let run = |mode: Mode| -> Result<_, Box<dyn std::error::Error>> {
         let mut pool = features.clone();
-        let outcome = select_with(&mut pool, &params, engine, |_, _| {});
-        println!("{engine:?}: {:.1} s optimising, {:.1} s mapping", outcome.optimize_seconds, outcome.map_seconds);
-        outcome
+        let outcome = select(&mut pool, &params, mode, |_, _| {})?;
+        println!("{mode:?}: {:.1} s optimising, {:.1} s mapping", outcome.optimize_seconds, outcome.map_seconds);
+        Ok(outcome)
     };
-    let (pruned, dense) = (run(Engine::Pruned), run(Engine::Dense));
+    let (pruned, dense) = (run(Mode::Pruned)?, run(Mode::Dense)?);
     let worst = pruned.losses.iter().zip(&dense.losses).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     println!("same selection: {}", pruned.selected == dense.selected);
     println!("largest loss difference over {} iterations: {worst:.2e}", pruned.losses.len());

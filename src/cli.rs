@@ -1,12 +1,18 @@
 //! The command line: clap definitions, converted once into plain
-//! [`crate::config`] structs so nothing else sees clap types.
+//! [`crate::config`] settings so nothing below sees clap types. Defaults
+//! come from the layers that own them, so `--help` shows the values used.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::config::Budget;
+use crate::budget::Budget;
+use crate::config::{self, ActiveFtSettings, EvalSettings, InitChoice, MethodSettings, SelectSettings, Settings};
+use crate::error::{Error, Result};
+use crate::methods::activeft::Scheduler;
+use crate::methods::activeft::params::defaults;
 
 #[derive(Debug, Parser)]
 #[command(name = "activeft", version, about, long_about = None)]
@@ -66,7 +72,8 @@ pub struct SelectArgs {
     #[arg(long, value_name = "N|P%")]
     pub budget: Budget,
 
-    /// Selection method: ActiveFT, or a baseline (random, farthest-point, spherical k-means)
+    /// Selection method: ActiveFT, or a baseline (random, farthest-point, spherical k-means).
+    /// The settings marked ActiveFT are refused with any other method
     #[arg(long, value_enum, default_value_t = MethodArg::Activeft)]
     pub method: MethodArg,
 
@@ -78,35 +85,35 @@ pub struct SelectArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
-    /// Optimisation steps
-    #[arg(long, default_value_t = 300, value_name = "N")]
+    /// ActiveFT: optimisation steps
+    #[arg(long, default_value_t = defaults::ITERATIONS, value_name = "N")]
     pub iterations: usize,
 
-    /// Adam learning rate
-    #[arg(long, default_value_t = 0.001, value_name = "LR")]
+    /// ActiveFT: adam learning rate
+    #[arg(long, default_value_t = defaults::LR, value_name = "LR")]
     pub lr: f64,
 
-    /// Temperature t of the loss; any t > 0 is numerically stable
-    #[arg(long, default_value_t = 0.07, value_name = "T")]
+    /// ActiveFT: temperature t of the loss; any t > 0 is numerically stable
+    #[arg(long, default_value_t = defaults::TEMPERATURE, value_name = "T")]
     pub temperature: f64,
 
-    /// Weight b of the diversity term
-    #[arg(long, default_value_t = 1.0, value_name = "B")]
+    /// ActiveFT: weight b of the diversity term
+    #[arg(long, default_value_t = defaults::BALANCE, value_name = "B")]
     pub balance: f64,
 
-    /// Learning-rate schedule (cosine: down to 1e-6 over the iterations)
+    /// ActiveFT: learning-rate schedule (cosine: down to 1e-6 over the iterations)
     #[arg(long, value_enum, default_value_t = SchedulerArg::None)]
     pub scheduler: SchedulerArg,
 
-    /// How the points start: random samples or farthest-point sampling
+    /// ActiveFT: how the points start: random samples or farthest-point sampling
     #[arg(long, value_enum, default_value_t = InitArg::Random)]
     pub init: InitArg,
 
-    /// Start the points at these sample ids (a JSON list, in point order); overrides --init
+    /// ActiveFT: start the points at these sample ids (a JSON list, in point order); overrides --init
     #[arg(long, value_name = "PATH", conflicts_with = "init")]
     pub init_indices: Option<PathBuf>,
 
-    /// Evaluate each iteration on a fresh random batch of N samples [default: the whole pool]
+    /// ActiveFT: evaluate each iteration on a fresh random batch of N samples [default: the whole pool]
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 
@@ -114,7 +121,7 @@ pub struct SelectArgs {
     #[arg(long, value_enum, value_name = "WHICH")]
     pub label_column: Option<LabelColumn>,
 
-    /// Seed for the initialisation and batches
+    /// Seed for every random choice (initial points, batches, seeds, draws)
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
@@ -152,19 +159,119 @@ pub enum LabelColumn {
     Last,
 }
 
-/// Parses the command line. On a usage error prints one line and returns
-/// the exit code (2); `--help` and `--version` print and return 0.
-pub fn parse() -> Result<Cli, i32> {
-    Cli::try_parse().map_err(|e| {
-        if !e.use_stderr() {
-            let _ = e.print();
-            return 0;
+/// What parsing decided: run these settings, or stop with this exit code
+/// (after `--help`, `--version` or a usage error, already printed).
+pub enum Parsed {
+    Run(Box<Settings>),
+    Exit(i32),
+}
+
+/// Parses the process's command line into settings. Usage errors print one
+/// line and stop with 2; `--help` and `--version` print and stop with 0.
+pub fn parse() -> Parsed {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return Parsed::Exit(clap_exit(e)),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return Parsed::Exit(clap_exit(e)),
+    };
+    let settings = match cli.command {
+        Command::Select(args) => {
+            let given = matches.subcommand_matches("select").expect("the select subcommand matched");
+            select_settings(args, given).map(Settings::Select)
         }
-        let color = std::io::stderr().is_terminal();
-        let text = if color { e.render().ansi().to_string() } else { e.render().to_string() };
-        eprintln!("activeft: {}", first_paragraph(&text));
-        2
+        Command::Eval(args) => Ok(Settings::Eval(eval_settings(args))),
+    };
+    match settings {
+        Ok(settings) => Parsed::Run(Box::new(settings)),
+        Err(e) => Parsed::Exit(e.report()),
+    }
+}
+
+fn clap_exit(e: clap::Error) -> i32 {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return 0;
+    }
+    let color = std::io::stderr().is_terminal();
+    let text = if color { e.render().ansi().to_string() } else { e.render().to_string() };
+    eprintln!("activeft: {}", first_paragraph(&text));
+    2
+}
+
+/// ActiveFT's own flags, as clap names them and as the user types them.
+const ACTIVEFT_FLAGS: [(&str, &str); 8] = [
+    ("iterations", "--iterations"),
+    ("lr", "--lr"),
+    ("temperature", "--temperature"),
+    ("balance", "--balance"),
+    ("scheduler", "--scheduler"),
+    ("init", "--init"),
+    ("init_indices", "--init-indices"),
+    ("batch_size", "--batch-size"),
+];
+
+/// The settings of `select`; a method's own flag given to another method is
+/// refused, since it would silently do nothing.
+fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSettings> {
+    let method = match args.method {
+        MethodArg::Activeft => MethodSettings::ActiveFt(ActiveFtSettings {
+            iterations: args.iterations,
+            lr: args.lr,
+            temperature: args.temperature,
+            balance: args.balance,
+            scheduler: match args.scheduler {
+                SchedulerArg::None => Scheduler::Constant,
+                SchedulerArg::Cosine => Scheduler::Cosine,
+            },
+            init: match (args.init_indices, args.init) {
+                (Some(path), _) => InitChoice::Indices(path),
+                (None, InitArg::Random) => InitChoice::Random,
+                (None, InitArg::Fps) => InitChoice::Fps,
+            },
+            batch_size: args.batch_size,
+        }),
+        other => {
+            let name = other.to_possible_value().expect("no method is skipped").get_name().to_string();
+            if let Some((_, flag)) =
+                ACTIVEFT_FLAGS.iter().find(|(id, _)| given.value_source(id) == Some(ValueSource::CommandLine))
+            {
+                return Err(Error::usage(
+                    flag,
+                    format!("is a setting of --method activeft; --method {name} does not use it"),
+                ));
+            }
+            match other {
+                MethodArg::Random => MethodSettings::Random,
+                MethodArg::Fds => MethodSettings::Fds,
+                MethodArg::Kmeans => MethodSettings::KMeans,
+                MethodArg::Activeft => unreachable!("handled above"),
+            }
+        }
+    };
+    Ok(SelectSettings {
+        pool: config::Pool { features: args.features, label_column: args.label_column.is_some() },
+        method,
+        budget: args.budget,
+        seed: args.seed,
+        threads: args.threads.map(usize::from),
+        output: args.output,
+        report: args.report,
+        quiet: args.quiet,
     })
+}
+
+fn eval_settings(args: EvalArgs) -> EvalSettings {
+    EvalSettings {
+        pool: config::Pool { features: args.features, label_column: args.label_column.is_some() },
+        selection: args.selection,
+        labels: args.labels,
+        json: args.json,
+        plot: args.plot,
+        threads: args.threads.map(usize::from),
+    }
 }
 
 /// Clap's messages span several lines (the problem, then usage hints);
@@ -174,16 +281,20 @@ fn first_paragraph(text: &str) -> String {
     text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect::<Vec<_>>().join(" ")
 }
 
-pub use crate::run::run;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
+        // Every ActiveFT flag named in the refusal exists under that id.
+        let command = Cli::command();
+        let select = command.find_subcommand("select").unwrap();
+        for (id, flag) in ACTIVEFT_FLAGS {
+            let arg = select.get_arguments().find(|a| a.get_id() == id).unwrap_or_else(|| panic!("{id}"));
+            assert_eq!(format!("--{}", arg.get_long().unwrap()), flag);
+        }
     }
 
     #[test]

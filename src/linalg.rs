@@ -19,24 +19,33 @@ const LANES: usize = 32;
 /// tail in order. The canonical similarity of the crate.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if simd::has_avx2() {
-        // SAFETY: the CPU supports AVX2 (checked at run time just above).
-        return unsafe { simd::dot_avx2(a, b) };
-    }
-    dot_plain(a, b)
+    assert_eq!(a.len(), b.len());
+    // SAFETY: `KERNELS` holds a body whose CPU features were detected at
+    // start-up, and every body accepts any two slices of equal length.
+    unsafe { (KERNELS.dot)(a, b) }
 }
 
 /// `acc[j] += alpha * x[j]`, accumulating float32 values in float64.
 #[inline]
 pub fn add_scaled(acc: &mut [f64], alpha: f64, x: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if simd::has_avx2() {
-        // SAFETY: the CPU supports AVX2 (checked at run time just above).
-        return unsafe { simd::add_scaled_avx2(acc, alpha, x) };
-    }
-    add_scaled_plain(acc, alpha, x)
+    assert_eq!(acc.len(), x.len());
+    // SAFETY: as in `dot`.
+    unsafe { (KERNELS.add_scaled)(acc, alpha, x) }
 }
+
+/// The bodies of the dispatched kernels for this CPU, chosen once.
+struct Kernels {
+    dot: unsafe fn(&[f32], &[f32]) -> f32,
+    add_scaled: unsafe fn(&mut [f64], f64, &[f32]),
+}
+
+static KERNELS: std::sync::LazyLock<Kernels> = std::sync::LazyLock::new(|| {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        return Kernels { dot: simd::dot_avx2, add_scaled: simd::add_scaled_avx2 };
+    }
+    Kernels { dot: dot_plain, add_scaled: add_scaled_plain }
+});
 
 /// The portable body of [`dot`]: plain multiplies and adds in a fixed order
 /// (no fused multiply-add), which the SIMD version reproduces exactly.
@@ -69,17 +78,16 @@ fn add_scaled_plain(acc: &mut [f64], alpha: f64, x: &[f32]) {
     }
 }
 
-/// The same bodies compiled for AVX2, chosen at run time so the binary
+/// The same bodies compiled for AVX2, chosen at start-up so the binary
 /// stays portable. Same operations in the same order: same results.
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    pub fn has_avx2() -> bool {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-
     /// [`super::dot_plain`] with explicit 256-bit registers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; the slices must have equal lengths.
     #[target_feature(enable = "avx2")]
-    pub fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         use std::arch::x86_64::*;
         assert_eq!(a.len(), b.len());
         let chunks = a.len() / super::LANES;
@@ -102,8 +110,13 @@ mod simd {
         sum
     }
 
+    /// [`super::add_scaled_plain`], compiled for AVX2 (the compiler
+    /// vectorises the loop).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub fn add_scaled_avx2(acc: &mut [f64], alpha: f64, x: &[f32]) {
+    pub unsafe fn add_scaled_avx2(acc: &mut [f64], alpha: f64, x: &[f32]) {
         super::add_scaled_plain(acc, alpha, x)
     }
 }

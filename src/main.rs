@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(activeft::run());
+    std::process::exit(activeft::main());
 }

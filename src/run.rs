@@ -1,35 +1,24 @@
-//! What the binary does: parse, run the subcommand, map errors to exit codes.
+//! Runs what the settings ask for: loads the pool, runs a method or the
+//! evaluation, writes the results. Outputs are reserved before any work.
 
 use std::path::Path;
 use std::time::Instant;
 
-use crate::cli::{self, Command};
-use crate::config::{EvalConfig, InitChoice, SelectConfig};
+use crate::config::{EvalSettings, InitChoice, MethodSettings, SelectSettings, Settings};
 use crate::error::{Error, Result};
 use crate::eval::{self, Metrics};
-use crate::io::json::{AtomicFile, Sink, read_index_list, selection_json};
-use crate::io::npy::{load_features, load_labels};
+use crate::io::ids::{read_index_list, selection_json};
+use crate::io::npy::{self, load_features, load_labels};
+use crate::io::output::{Output, check_distinct};
 use crate::io::report::{Report, ReportParams, Seconds};
+use crate::methods::{self, Method, activeft::Scheduler};
 use crate::progress;
-use crate::select::{self, Method, activeft::Scheduler};
 
-/// Runs the command line; returns the process exit code: 0 on success,
-/// 2 for bad input or usage, 1 when the tool itself fails.
-pub fn run() -> i32 {
-    let cli = match cli::parse() {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    let result = match cli.command {
-        Command::Select(args) => SelectConfig::from_args(args).and_then(|c| run_select(&c)),
-        Command::Eval(args) => run_eval(&EvalConfig::from(args)),
-    };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("activeft: {e}");
-            e.exit_code()
-        }
+/// Runs one invocation.
+pub fn run(settings: &Settings) -> Result<()> {
+    match settings {
+        Settings::Select(s) => select(s),
+        Settings::Eval(s) => evaluate(s),
     }
 }
 
@@ -40,23 +29,53 @@ fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))
 }
 
-fn run_select(config: &SelectConfig) -> Result<()> {
+/// Each feature file as an input, for [`check_distinct`].
+fn feature_inputs(features: &[std::path::PathBuf]) -> Vec<(&'static str, &Path)> {
+    features.iter().map(|p| ("--features", p.as_path())).collect()
+}
+
+fn select(settings: &SelectSettings) -> Result<()> {
     let start = Instant::now();
-    // Reserve the outputs first: an unwritable path should fail in a second,
-    // not after the optimisation.
-    let sink = Sink::open(config.output.as_deref())?;
-    let report_file = config.report.as_deref().map(AtomicFile::create).transpose()?;
-    let pool = thread_pool(config.threads)?;
+    let mut inputs = feature_inputs(&settings.pool.features);
+    let init_path = match &settings.method {
+        MethodSettings::ActiveFt(a) => match &a.init {
+            InitChoice::Indices(path) => Some(path.as_path()),
+            _ => None,
+        },
+        _ => None,
+    };
+    inputs.extend(init_path.map(|p| ("--init-indices", p)));
+    let outputs: Vec<_> = [("--output", &settings.output), ("--report", &settings.report)]
+        .into_iter()
+        .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+        .collect();
+    check_distinct(&outputs, &inputs)?;
+    let sink = Output::create(settings.output.as_deref())?;
+    let report_file = settings.report.as_deref().map(|p| Output::create(Some(p))).transpose()?;
+    // Cheap to read, so its errors come before the pool loads.
+    let init_ids = init_path.map(read_index_list).transpose()?;
+    let pool = thread_pool(settings.threads)?;
     pool.install(|| {
-        let mut features = load_features(&config.features, config.drop_label_column)?.features;
+        let mut features = load_features(&settings.pool.features, settings.pool.label_column)?.features;
         let load_seconds = start.elapsed().as_secs_f64();
-        let params = config.activeft_params(features.nrows())?;
-        let steps = if config.method == Method::ActiveFt { params.iterations } else { 0 };
-        let bar = progress::bar(steps as u64, config.quiet);
-        let outcome = select::run(config.method, &mut features, &params, |i, loss| {
+        let n = features.nrows();
+        let budget = settings.budget.resolve(n)?;
+        let method = match &settings.method {
+            MethodSettings::ActiveFt(a) => Method::ActiveFt(a.params(budget, settings.seed, n, init_ids)?),
+            MethodSettings::Random => Method::Random,
+            MethodSettings::Fds => Method::Fds,
+            MethodSettings::KMeans => Method::KMeans,
+        };
+        let steps = match &method {
+            Method::ActiveFt(params) => params.iterations,
+            Method::KMeans => methods::kmeans::MAX_ITERATIONS,
+            _ => 0,
+        };
+        let bar = progress::bar(steps as u64, settings.quiet);
+        let outcome = methods::run(&method, &mut features, budget, settings.seed, |i, loss| {
             bar.set_position(i as u64 + 1);
             bar.set_message(format!("{loss:.6}"));
-        });
+        })?;
         bar.finish_and_clear();
         if outcome.losses.iter().any(|l| !l.is_finite()) {
             return Err(Error::Internal("the loss became non-finite; try a smaller --lr".into()));
@@ -66,34 +85,13 @@ fn run_select(config: &SelectConfig) -> Result<()> {
                 selected: outcome.selected.clone(),
                 init: outcome.init,
                 losses: outcome.losses,
-                n: features.nrows(),
+                n,
                 dim: features.ncols(),
-                budget: params.budget,
-                seed: params.seed,
-                method: config.method.name(),
-                features: config.features.iter().map(|p| display(p)).collect(),
-                params: ReportParams {
-                    iterations: params.iterations,
-                    lr: params.lr,
-                    temperature: params.temperature,
-                    balance: params.balance,
-                    scheduler: match params.scheduler {
-                        Scheduler::Constant => "none",
-                        Scheduler::Cosine => "cosine",
-                    },
-                    init: match &config.init {
-                        InitChoice::Random => "random",
-                        InitChoice::Fps => "fps",
-                        InitChoice::Indices { .. } => "indices",
-                    },
-                    init_indices: match &config.init {
-                        InitChoice::Indices { path, .. } => Some(display(path)),
-                        _ => None,
-                    },
-                    batch_size: params.effective_batch(features.nrows()),
-                    label_column_dropped: config.drop_label_column,
-                    threads: rayon::current_num_threads(),
-                },
+                budget,
+                seed: settings.seed,
+                method: method.name(),
+                features: settings.pool.features.iter().map(|p| display(p)).collect(),
+                params: report_params(settings, &method, n),
                 seconds: Seconds {
                     load: load_seconds,
                     optimize: outcome.optimize_seconds,
@@ -107,26 +105,65 @@ fn run_select(config: &SelectConfig) -> Result<()> {
             bytes.push(b'\n');
             file.commit(&bytes)?;
         }
-        // A closed stdout (`| head`) ends the run quietly.
-        sink.write(&selection_json(&outcome.selected)).map(|_| ())
+        sink.commit(&selection_json(&outcome.selected))
     })
+}
+
+/// The report's `params`: ActiveFT's settings, or nulls for a method
+/// that has none.
+fn report_params(settings: &SelectSettings, method: &Method, n: usize) -> ReportParams {
+    let activeft = match method {
+        Method::ActiveFt(params) => Some(params),
+        _ => None,
+    };
+    let init_indices = match &settings.method {
+        MethodSettings::ActiveFt(a) => match &a.init {
+            InitChoice::Indices(path) => Some(display(path)),
+            _ => None,
+        },
+        _ => None,
+    };
+    ReportParams {
+        iterations: activeft.map(|p| p.iterations),
+        lr: activeft.map(|p| p.lr),
+        temperature: activeft.map(|p| p.temperature),
+        balance: activeft.map(|p| p.balance),
+        scheduler: activeft.map(|p| match p.scheduler {
+            Scheduler::Constant => "none",
+            Scheduler::Cosine => "cosine",
+        }),
+        init: activeft.map(|p| match p.init {
+            methods::activeft::Init::Random => "random",
+            methods::activeft::Init::Fps => "fps",
+            methods::activeft::Init::Indices(_) => "indices",
+        }),
+        init_indices,
+        batch_size: activeft.and_then(|p| p.effective_batch(n)),
+        label_column_dropped: settings.pool.label_column,
+        threads: rayon::current_num_threads(),
+    }
 }
 
 fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn run_eval(config: &EvalConfig) -> Result<()> {
-    let plot_file = config.plot.as_deref().map(AtomicFile::create).transpose()?;
-    let selection = read_index_list(&config.selection)?;
-    let pool = thread_pool(config.threads)?;
+fn evaluate(settings: &EvalSettings) -> Result<()> {
+    let mut inputs = feature_inputs(&settings.pool.features);
+    inputs.push(("--selection", settings.selection.as_path()));
+    inputs.extend(settings.labels.as_deref().map(|p| ("--labels", p)));
+    let plot: Vec<_> = settings.plot.as_deref().map(|p| ("--plot", p)).into_iter().collect();
+    check_distinct(&plot, &inputs)?;
+    let plot_file = settings.plot.as_deref().map(|p| Output::create(Some(p))).transpose()?;
+    let selection = read_index_list(&settings.selection)?;
+    let pool = thread_pool(settings.threads)?;
     pool.install(|| {
-        let loaded = load_features(&config.features, config.label_column)?;
+        let loaded = load_features(&settings.pool.features, settings.pool.label_column)?;
         let n = loaded.features.nrows();
-        let selected = check_selection(&config.selection, selection, n)?;
-        let labels = match (&config.labels, loaded.label_column) {
+        let selected = check_selection(&settings.selection, selection, n)?;
+        let labels = match (&settings.labels, &loaded.label_column) {
             (Some(path), _) => Some(checked_labels(path, load_labels(path)?, n)?),
-            (None, Some(column)) => Some(integer_column(&config.features[0], &column)?),
+            (None, Some(column)) => Some(integer_column(&loaded, column)?),
             (None, None) => None,
         };
         let metrics = eval::evaluate(loaded.features.view(), &selected, labels.as_deref());
@@ -134,14 +171,14 @@ fn run_eval(config: &EvalConfig) -> Result<()> {
             let title = format!("{} selected of {n}", selected.len());
             file.commit(eval::plot::svg(loaded.features.view(), &selected, &title).as_bytes())?;
         }
-        let text = if config.json {
+        let text = if settings.json {
             let mut line = serde_json::to_string(&metrics).expect("metrics serialise");
             line.push('\n');
             line
         } else {
             table(&metrics)
         };
-        Sink::Stdout.write(text.as_bytes()).map(|_| ())
+        Output::create(None)?.commit(text.as_bytes())
     })
 }
 
@@ -167,8 +204,8 @@ fn checked_labels(path: &Path, labels: Vec<i64>, n: usize) -> Result<Vec<i64>> {
     Ok(labels)
 }
 
-/// The dropped label column as integers.
-fn integer_column(path: &Path, column: &[f32]) -> Result<Vec<i64>> {
+/// The dropped label column as integers; a bad value is named by its file and row.
+fn integer_column(pool: &npy::Pool, column: &[f32]) -> Result<Vec<i64>> {
     column
         .iter()
         .enumerate()
@@ -176,7 +213,7 @@ fn integer_column(path: &Path, column: &[f32]) -> Result<Vec<i64>> {
             if v.fract() == 0.0 && v.is_finite() {
                 Ok(v as i64)
             } else {
-                Err(Error::input(path, format!("row {row}: label column holds {v}, not an integer class")))
+                Err(pool.row_error(row, format!("holds {v} in its label column, not an integer class")))
             }
         })
         .collect()

@@ -12,8 +12,8 @@ use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::select::activeft::assign;
-use crate::select::activeft::loss::{Assignment, Batch};
+use crate::chunks;
+use crate::nearest::{self, Assignment, Batch};
 
 /// Every metric of `activeft eval --json`. Fractions are in [0, 1]; a metric
 /// that is undefined (no labels, or nothing to score) is null.
@@ -48,7 +48,7 @@ pub struct Metrics {
 /// assignment, decided exactly as in selection.
 pub fn nearest_selected(features: ArrayView2<f32>, selected: &[usize]) -> Assignment {
     let chosen = features.select(Axis(0), selected);
-    assign::dense(features, &Batch::All(features.nrows()), chosen.view())
+    nearest::dense(features, &Batch::All(features.nrows()), chosen.view())
 }
 
 /// Computes every metric. `selected` must be distinct, in range and non-empty
@@ -70,7 +70,7 @@ pub fn evaluate(features: ArrayView2<f32>, selected: &[usize], labels: Option<&[
     let mut metrics = Metrics {
         n,
         k: selected.len(),
-        coverage_mean: crate::select::activeft::loss::mean(&distance),
+        coverage_mean: chunks::mean(&distance),
         coverage_max: distance.iter().cloned().fold(0.0, f64::max),
         classes_present: None,
         classes_total: None,

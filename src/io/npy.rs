@@ -1,18 +1,22 @@
-//! Streaming reader for `.npy` feature files.
+//! Reading `.npy` feature and label files.
 //!
-//! The pool can be larger than memory allows twice over, so rows are read in
-//! chunks straight into the single `f32` matrix the optimiser uses, validated
-//! and L2-normalised on the way. Only the parts of the format that `np.save`
-//! writes for a plain 2-D float array are accepted; everything else gets an
-//! error that says what was found.
+//! Headers are parsed by `ndarray-npy`. The data is read here, because the
+//! crate reads a whole array of one fixed element type: the pool can be
+//! larger than memory allows twice over, comes as float32 or float64, in
+//! either byte order and memory order, in several shards, sometimes with a
+//! label column; so rows are read in chunks straight into the single `f32`
+//! matrix the methods use, checked (a NaN is reported by file and row) and
+//! L2-normalised on the way. Labels come in any integer width, for the same
+//! reason. Anything else gets an error that says what was found.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
+use ndarray_npy::npy::header::Header as NpyHeader;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, filled};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 /// Bytes read per chunk of rows; large enough to amortise syscalls.
@@ -45,59 +49,47 @@ pub struct Header {
     pub data_offset: usize,
 }
 
-/// Reads and checks the header of one file; the reader is left at the data.
-pub fn read_header(path: &Path, reader: &mut impl Read) -> Result<Header> {
+/// Reads and checks the header of one file of `file_len` bytes; the reader
+/// is left at the data. The dictionary is parsed by `ndarray-npy`; its
+/// length is checked against the file first, so a damaged length field
+/// cannot ask for more memory than the file holds.
+pub fn read_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Result<Header> {
     let bad = |msg: String| Error::input(path, msg);
-    let mut preamble = [0u8; 8];
+    let mut preamble = [0u8; 12];
     reader
-        .read_exact(&mut preamble)
+        .read_exact(&mut preamble[..8])
         .map_err(|_| bad("not an .npy file (too short for the NumPy magic string)".into()))?;
     if &preamble[..6] != MAGIC {
         return Err(bad("not an .npy file (missing the NumPy magic string)".into()));
     }
-    let major = preamble[6];
-    let len_bytes = match major {
+    let len_bytes = match preamble[6] {
         1 => 2,
         2 | 3 => 4,
         v => return Err(bad(format!("unsupported .npy format version {v}"))),
     };
-    let mut len_buf = [0u8; 4];
-    reader.read_exact(&mut len_buf[..len_bytes]).map_err(|_| bad("truncated .npy header".into()))?;
-    let header_len = u32::from_le_bytes(len_buf) as usize;
-    let mut text = vec![0u8; header_len];
-    reader.read_exact(&mut text).map_err(|_| bad("truncated .npy header".into()))?;
-    let text = String::from_utf8_lossy(&text);
-    let mut header = parse_header_dict(&text).map_err(bad)?;
-    header.data_offset = 8 + len_bytes + header_len;
-    Ok(header)
-}
-
-/// Parses the Python dict literal of an `.npy` header, e.g.
-/// `{'descr': '<f4', 'fortran_order': False, 'shape': (1797, 64), }`.
-fn parse_header_dict(text: &str) -> std::result::Result<Header, String> {
-    let descr = dict_value(text, "descr").ok_or("header has no 'descr'")?;
-    if descr.starts_with('[') {
-        return Err("unsupported dtype: a structured (record) array; save a plain numeric array".into());
+    reader.read_exact(&mut preamble[8..8 + len_bytes]).map_err(|_| bad("truncated .npy header".into()))?;
+    let mut len = [0u8; 4];
+    len[..len_bytes].copy_from_slice(&preamble[8..8 + len_bytes]);
+    let header_len = u64::from(u32::from_le_bytes(len));
+    let data_offset = 8 + len_bytes as u64 + header_len;
+    if data_offset > file_len {
+        return Err(bad(format!("truncated .npy header: it claims {header_len} bytes, the file holds {file_len}")));
     }
-    let quote = descr.chars().next().filter(|c| *c == '\'' || *c == '"');
-    let descr = quote.and_then(|q| descr[1..].split(q).next()).ok_or("header has an unreadable 'descr'")?.to_string();
-    let fortran = dict_value(text, "fortran_order").ok_or("header has no 'fortran_order'")?;
-    let fortran_order = match fortran {
-        v if v.starts_with("True") => true,
-        v if v.starts_with("False") => false,
-        _ => return Err("header has an unreadable 'fortran_order'".into()),
+    let mut whole = (&preamble[..8 + len_bytes]).chain(reader.take(header_len));
+    let parsed = NpyHeader::from_reader(&mut whole).map_err(|e| bad(format!("unreadable .npy header: {e}")))?;
+    let descr = match (parsed.type_descriptor.as_string(), parsed.type_descriptor.as_list()) {
+        (Some(descr), _) => descr.clone(),
+        (None, Some(_)) => {
+            return Err(bad("unsupported dtype: a structured (record) array; save a plain numeric array".into()));
+        }
+        (None, None) => return Err(bad(format!("unsupported dtype {}", parsed.type_descriptor))),
     };
-    let shape = dict_value(text, "shape").ok_or("header has no 'shape'")?;
-    let shape = parse_shape(shape).ok_or("header has an unreadable 'shape'")?;
-    Ok(Header { descr, fortran_order, shape, data_offset: 0 })
-}
-
-/// The text right after `'key':`, with leading spaces removed.
-fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let quoted = [format!("'{key}'"), format!("\"{key}\"")];
-    let at = quoted.iter().find_map(|q| text.find(q.as_str()).map(|i| i + q.len()))?;
-    let rest = text[at..].trim_start().strip_prefix(':')?;
-    Some(rest.trim_start())
+    Ok(Header {
+        descr,
+        fortran_order: parsed.layout.is_fortran(),
+        shape: parsed.shape,
+        data_offset: usize::try_from(data_offset).expect("checked against the file length"),
+    })
 }
 
 /// The byte order and type code of a descr: `('>' == big endian, "f4")`.
@@ -136,19 +128,13 @@ fn describe_kind(kind: &str) -> &'static str {
     }
 }
 
-fn parse_shape(value: &str) -> Option<Vec<usize>> {
-    let inner = value.strip_prefix('(')?;
-    let inner = &inner[..inner.find(')')?];
-    inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.trim_end_matches('L').parse().ok()).collect()
-}
-
 /// Reads integer class labels: a 1-D array (or one column) of any integer dtype.
 pub fn load_labels(path: &Path) -> Result<Vec<i64>> {
     if path.is_dir() {
         return Err(Error::input(path, "is a directory, not an .npy file"));
     }
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, io_reason(&e)))?;
-    let header = read_header(path, &mut &bytes[..])?;
+    let header = read_header(path, &mut &bytes[..], bytes.len() as u64)?;
     let bad = |msg: String| Error::input(path, msg);
     let n = match header.shape[..] {
         [n] | [n, 1] => n,
@@ -170,8 +156,9 @@ pub fn load_labels(path: &Path) -> Result<Vec<i64>> {
         return Err(bad(format!("unsupported integer dtype '{}'", header.descr)));
     }
     let data = &bytes[header.data_offset..];
-    if data.len() != n * size {
-        return Err(bad(format!("holds {} bytes of data; the header promises {}", data.len(), n * size)));
+    if Some(data.len()) != n.checked_mul(size) {
+        let promised = n as u128 * size as u128;
+        return Err(bad(format!("holds {} bytes of data; the header promises {promised}", data.len())));
     }
     data.chunks_exact(size)
         .enumerate()
@@ -215,7 +202,7 @@ impl Shard {
         let file = File::open(path).map_err(|e| Error::input(path, io_reason(&e)))?;
         let file_len = file.metadata().map_err(|e| Error::input(path, io_reason(&e)))?.len();
         let mut reader = BufReader::with_capacity(CHUNK_BYTES, file);
-        let header = read_header(path, &mut reader)?;
+        let header = read_header(path, &mut reader, file_len)?;
         let (dtype, big_endian) = float_dtype(&header.descr).map_err(|e| Error::input(path, e))?;
         let (rows, cols) = match header.shape[..] {
             [rows, cols] => (rows, cols),
@@ -226,15 +213,17 @@ impl Shard {
                 ));
             }
         };
-        let expected = header.data_offset as u64 + (rows * cols * dtype.size()) as u64;
+        // In u128: a damaged shape can promise more than any usize can count.
+        let expected = header.data_offset as u128 + rows as u128 * cols as u128 * dtype.size() as u128;
+        let file_len = u128::from(file_len);
         if file_len < expected {
             return Err(Error::input(
                 path,
                 format!(
                     "truncated: the header promises {rows} x {cols} values ({} bytes of data) \
                      but the file holds {}",
-                    expected - header.data_offset as u64,
-                    file_len.saturating_sub(header.data_offset as u64)
+                    expected - header.data_offset as u128,
+                    file_len.saturating_sub(header.data_offset as u128)
                 ),
             ));
         }
@@ -264,6 +253,16 @@ fn io_reason(e: &std::io::Error) -> String {
 pub struct Pool {
     pub features: Array2<f32>,
     pub label_column: Option<Vec<f32>>,
+    /// Each shard's path and first row in the pool, for messages about a row.
+    shards: Vec<Rows>,
+}
+
+impl Pool {
+    /// An error about sample `row` of the pool, naming its file and its row there.
+    pub fn row_error(&self, row: usize, what: String) -> Error {
+        let shard = self.shards.iter().rev().find(|s| s.first_row <= row).expect("row 0 starts the first shard");
+        shard.error(row - shard.first_row, what)
+    }
 }
 
 /// Loads one or more shards (concatenated in order) as unit-norm `f32` rows.
@@ -284,10 +283,17 @@ pub fn load_features(paths: &[PathBuf], drop_last_column: bool) -> Result<Pool> 
             ));
         }
     }
+    // Every shard's data is in its file, so these products fit in a u64.
     let n: usize = shards.iter().map(|s| s.rows).sum();
-    let mut out = Array2::<f32>::zeros((n, dim));
-    let mut labels = Vec::with_capacity(if drop_last_column { n } else { 0 });
+    let mut out =
+        Array2::from_shape_vec((n, dim), filled(n * dim, 0f32, "the features")?).expect("sized for the shape");
+    let mut labels = Vec::new();
+    if drop_last_column {
+        labels = filled(n, 0f32, "the label column")?;
+        labels.clear();
+    }
     let mut first_row = 0;
+    let mut located = Vec::with_capacity(shards.len());
     for shard in &mut shards {
         let block = out.slice_mut(ndarray::s![first_row..first_row + shard.rows, ..]);
         let dest = block.into_slice().expect("row block of a C-order array is contiguous");
@@ -299,16 +305,17 @@ pub fn load_features(paths: &[PathBuf], drop_last_column: bool) -> Result<Pool> 
         }
         normalize_rows(dest, dim, &rows)?;
         first_row += shard.rows;
+        located.push(rows);
     }
-    Ok(Pool { features: out, label_column: drop_last_column.then_some(labels) })
+    Ok(Pool { features: out, label_column: drop_last_column.then_some(labels), shards: located })
 }
 
 fn feature_dim(shard: &Shard, drop_last_column: bool) -> Result<usize> {
     if shard.rows == 0 {
         return Err(Error::input(&shard.path, "has no rows (shape has 0 samples)"));
     }
-    let dim = shard.cols - usize::from(drop_last_column);
-    if shard.cols == 0 || dim == 0 {
+    let dim = shard.cols.saturating_sub(usize::from(drop_last_column));
+    if dim == 0 {
         let why = if drop_last_column { " after dropping the label column" } else { "" };
         return Err(Error::input(&shard.path, format!("has no feature columns{why}")));
     }
@@ -416,15 +423,33 @@ fn normalize_rows(dest: &mut [f32], dim: usize, rows: &Rows) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The bytes of an `.npy` v1 file with this header dictionary and no data.
+    fn npy(dict: &str) -> Vec<u8> {
+        let mut header = dict.to_string();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes
+    }
+
+    fn header(dict: &str) -> Result<Header> {
+        let bytes = npy(dict);
+        read_header(Path::new("h.npy"), &mut &bytes[..], bytes.len() as u64)
+    }
+
     #[test]
     fn parses_headers_numpy_writes() {
-        let h = parse_header_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (1797, 64), }").unwrap();
-        assert_eq!((h.descr.as_str(), h.fortran_order, h.shape), ("<f4", false, vec![1797, 64]));
+        let h = header("{'descr': '<f4', 'fortran_order': False, 'shape': (1797, 64), }").unwrap();
+        assert_eq!((h.descr.as_str(), h.fortran_order, h.shape, h.data_offset), ("<f4", false, vec![1797, 64], 128));
         assert_eq!(float_dtype(&h.descr), Ok((Dtype::F32, false)));
-        let h = parse_header_dict("{'descr': '>f8', 'fortran_order': True, 'shape': (3,), }").unwrap();
+        let h = header("{'descr': '>f8', 'fortran_order': True, 'shape': (3,), }").unwrap();
         assert_eq!((h.fortran_order, h.shape), (true, vec![3]));
         assert_eq!(float_dtype(&h.descr), Ok((Dtype::F64, true)));
-        let h = parse_header_dict("{'descr': '<f8', 'fortran_order': False, 'shape': (), }").unwrap();
+        let h = header("{'descr': '<f8', 'fortran_order': False, 'shape': (), }").unwrap();
         assert!(h.shape.is_empty());
     }
 
@@ -434,7 +459,15 @@ mod tests {
             let err = float_dtype(descr).unwrap_err();
             assert!(err.contains(descr) && err.contains(word), "{err}");
         }
-        let err = parse_header_dict("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }").unwrap_err();
-        assert!(err.contains("structured"), "{err}");
+        let err = header("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }").unwrap_err();
+        assert!(err.to_string().contains("structured"), "{err}");
+    }
+
+    #[test]
+    fn a_header_longer_than_the_file_is_refused_before_it_is_read() {
+        let mut bytes = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }");
+        bytes[8..10].copy_from_slice(&u16::MAX.to_le_bytes());
+        let err = read_header(Path::new("h.npy"), &mut &bytes[..], bytes.len() as u64).unwrap_err();
+        assert!(err.to_string().contains("truncated .npy header"), "{err}");
     }
 }

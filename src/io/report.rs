@@ -27,27 +27,28 @@ pub struct Report {
     pub params: ReportParams,
     /// Wall-clock time of each phase.
     pub seconds: Seconds,
-    /// How much work the exact pruned assignment needed (see README).
-    pub work: crate::select::activeft::Work,
+    /// How much the nearest-point engine computed (see README).
+    pub work: crate::nearest::Work,
     /// The activeft version that wrote this report.
     pub version: &'static str,
 }
 
-/// The settings of the run, with defaults filled in.
+/// The settings of the run, with defaults filled in. ActiveFT's own
+/// settings are null for the other methods.
 #[derive(Debug, Serialize)]
 pub struct ReportParams {
     /// Optimisation steps.
-    pub iterations: usize,
+    pub iterations: Option<usize>,
     /// Adam's (initial) learning rate.
-    pub lr: f64,
+    pub lr: Option<f64>,
     /// Temperature of the loss.
-    pub temperature: f64,
+    pub temperature: Option<f64>,
     /// Weight of the diversity term.
-    pub balance: f64,
+    pub balance: Option<f64>,
     /// Learning-rate schedule: "none" or "cosine".
-    pub scheduler: &'static str,
+    pub scheduler: Option<&'static str>,
     /// Initialisation: "random", "fps" or "indices".
-    pub init: &'static str,
+    pub init: Option<&'static str>,
     /// The file the initial sample ids came from, with "indices".
     pub init_indices: Option<String>,
     /// Samples per iteration; null when every iteration uses the whole pool.

@@ -7,9 +7,8 @@ use rand::RngExt;
 use rand::rngs::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
+use crate::chunks;
 use crate::linalg::dot;
-
-const SAMPLE_CHUNK: usize = 4096;
 
 /// What FPS keeps per sample.
 #[derive(Clone, Copy)]
@@ -46,12 +45,12 @@ pub fn farthest_point(features: ArrayView2<f32>, k: usize, rng: &mut Xoshiro256P
         let apart: Vec<f64> =
             picks.iter().map(|&c| (f64::from(dot(row(c), row(newest))) + error).min(1.0).acos()).collect();
         let next = state
-            .par_chunks_mut(SAMPLE_CHUNK)
+            .par_chunks_mut(chunks::SWEEP)
             .enumerate()
             .map(|(c, chunk)| {
                 let mut best = (f32::INFINITY, usize::MAX);
                 for (j, near) in chunk.iter_mut().enumerate() {
-                    let i = c * SAMPLE_CHUNK + j;
+                    let i = c * chunks::SWEEP + j;
                     if apart[near.owner as usize] < near.reach {
                         let sim = dot(row(i), row(newest));
                         if sim > near.similarity {

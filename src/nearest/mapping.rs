@@ -1,30 +1,29 @@
-//! From optimised points to samples: each point, in order, takes the most
-//! similar sample that no earlier point took (ties: the lowest sample id).
+//! From points to samples: each point, in order, takes the most similar
+//! sample not taken before it (ties: the lowest sample id).
 
 use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
-use super::assign::Pruned;
+use super::bounds::Pruned;
+use crate::chunks;
 use crate::linalg::{dot, gemm_nt, refined_argmax, score_tolerance};
 
 /// Points whose similarities to the whole pool are computed at once.
 const POINT_TILE: usize = 32;
-/// Samples per parallel work item.
-const SAMPLE_CHUNK: usize = 2048;
 
-/// The sample each point takes, in point order. Needs `points.nrows() <= n`.
-pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>) -> Vec<usize> {
+/// The sample each point takes, in point order, from a full product: the
+/// oracle. `taken` marks samples no point may take; enough must be left.
+pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>, mut taken: Vec<bool>) -> Vec<usize> {
     let n = features.nrows();
     let (k, dim) = points.dim();
-    assert!(k <= n, "cannot map {k} points to {n} samples");
+    assert!(k <= taken.iter().filter(|&&t| !t).count(), "cannot map {k} points to the samples left of {n}");
     let tolerance = score_tolerance(dim);
-    let mut taken = vec![false; n];
     let mut picks = Vec::with_capacity(k);
     for first in (0..k).step_by(POINT_TILE) {
         let tile = points.slice(s![first..(first + POINT_TILE).min(k), ..]);
         let mut scores = Array2::<f32>::zeros((n, tile.nrows()));
-        scores.axis_chunks_iter_mut(Axis(0), SAMPLE_CHUNK).into_par_iter().enumerate().for_each(|(c, mut out)| {
-            let rows = features.slice(s![c * SAMPLE_CHUNK..c * SAMPLE_CHUNK + out.nrows(), ..]);
+        scores.axis_chunks_iter_mut(Axis(0), chunks::MAP).into_par_iter().enumerate().for_each(|(c, mut out)| {
+            let rows = features.slice(s![c * chunks::MAP..c * chunks::MAP + out.nrows(), ..]);
             gemm_nt(rows, tile, &mut out);
         });
         for (p, column) in scores.columns().into_iter().enumerate() {
@@ -40,8 +39,9 @@ pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>) -> Vec<usi
     picks
 }
 
-/// The same picks as [`greedy_map`], without an n × k product: `pruned`
-/// must have just assigned the whole pool to these `points`.
+/// The same picks as [`greedy_map`] for the first `count` points, without
+/// an n × k product: `pruned` must have just assigned the whole pool to
+/// these `points` (all of them: the others bound the scores too).
 ///
 /// Each point first looks at the samples that keep it among their
 /// candidates (exact scores, best first). Any other sample scores at most its
@@ -50,7 +50,13 @@ pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>) -> Vec<usi
 /// the walk stops at the first bound that falls short. A point whose
 /// candidates are all taken ends up scanning everything, which is correct,
 /// only slower.
-pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pruned: Pruned) -> Vec<usize> {
+pub fn greedy_map_pruned(
+    features: ArrayView2<f32>,
+    points: ArrayView2<f32>,
+    count: usize,
+    mut taken: Vec<bool>,
+    pruned: Pruned,
+) -> Vec<usize> {
     let n = features.nrows();
     let row = |i: usize| features.row(i).to_slice().expect("features are contiguous");
     let error = pruned.error();
@@ -59,9 +65,9 @@ pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pru
     // Only the candidate lists are needed from here: the rest of the pruned
     // state (their bounds, as large again) goes before the lists are built.
     let (candidates, width) = pruned.into_candidates();
-    let (starts, mut members) = candidate_lists(&candidates, width, points.nrows());
+    let (starts, mut members) = candidate_lists(&candidates, width, count);
     drop(candidates);
-    let mut lists: Vec<&mut [u32]> = Vec::with_capacity(points.nrows());
+    let mut lists: Vec<&mut [u32]> = Vec::with_capacity(count);
     let mut rest = &mut members[..];
     for w in starts.windows(2) {
         let (list, tail) = rest.split_at_mut(w[1] - w[0]);
@@ -78,8 +84,7 @@ pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pru
         }
     });
 
-    let mut taken = vec![false; n];
-    let mut picks = Vec::with_capacity(points.nrows());
+    let mut picks = Vec::with_capacity(count);
     for (p, list) in lists.into_iter().enumerate() {
         let point = points.row(p).to_slice().expect("points are contiguous");
         let mut best = list.iter().map(|&i| i as usize).find(|&i| !taken[i]).map(|i| (dot(row(i), point), i));
@@ -105,12 +110,12 @@ pub fn greedy_map_pruned(features: ArrayView2<f32>, points: ArrayView2<f32>, pru
     picks
 }
 
-/// For every point, the samples that keep it as a candidate, ascending, as
-/// one flat array (`members[starts[p]..starts[p + 1]]`): exactly sized,
-/// where a vector per point would keep up to twice the room.
+/// For each of the first `k` points, the samples that keep it as a
+/// candidate, ascending, as one flat array (`members[starts[p]..starts[p + 1]]`):
+/// exactly sized, where a vector per point would keep up to twice the room.
 fn candidate_lists(candidates: &[u32], width: usize, k: usize) -> (Vec<usize>, Vec<u32>) {
     let mut starts = vec![0usize; k + 1];
-    for &p in candidates {
+    for &p in candidates.iter().filter(|&&p| (p as usize) < k) {
         starts[p as usize + 1] += 1;
     }
     for p in 0..k {
@@ -118,7 +123,7 @@ fn candidate_lists(candidates: &[u32], width: usize, k: usize) -> (Vec<usize>, V
     }
     let mut next = starts.clone();
     let mut members = vec![0u32; starts[k]];
-    for (c, &p) in candidates.iter().enumerate() {
+    for (c, &p) in candidates.iter().enumerate().filter(|&(_, &p)| (p as usize) < k) {
         members[next[p as usize]] = (c / width) as u32;
         next[p as usize] += 1;
     }
@@ -128,14 +133,16 @@ fn candidate_lists(candidates: &[u32], width: usize, k: usize) -> (Vec<usize>, V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nearest::Batch;
     use proptest::prelude::*;
 
-    /// The rule, literally: each point scans every sample with `dot`.
-    fn slow_map(features: &Array2<f32>, points: &Array2<f32>) -> Vec<usize> {
-        let mut taken = vec![false; features.nrows()];
+    /// The rule, literally: each of the first `count` points scans every
+    /// sample with `dot` and takes the best one not taken yet.
+    fn slow_map(features: &Array2<f32>, points: &Array2<f32>, count: usize, mut taken: Vec<bool>) -> Vec<usize> {
         points
             .rows()
             .into_iter()
+            .take(count)
             .map(|c| {
                 let mut best: Option<(usize, f32)> = None;
                 for (i, f) in features.rows().into_iter().enumerate() {
@@ -159,12 +166,29 @@ mod tests {
         a
     }
 
+    /// Every `step`-th sample taken in advance (none for 0), leaving at least `k`.
+    fn taken_every(n: usize, step: usize, k: usize) -> Vec<bool> {
+        let mut taken: Vec<bool> = (0..n).map(|i| step > 0 && i % step == 0).collect();
+        let mut free = taken.iter().filter(|&&t| !t).count();
+        for t in taken.iter_mut() {
+            if free >= k {
+                break;
+            }
+            if *t {
+                *t = false;
+                free += 1;
+            }
+        }
+        taken
+    }
+
     proptest! {
         #[test]
         fn picks_are_unique_in_range_and_equal_the_literal_rule(
             n in 1usize..80,
             k_frac in 0.0f64..=1.0,
             d in 1usize..6,
+            taken_step in 0usize..5,
             // Few distinct values so duplicated samples and exact ties are common.
             values in proptest::collection::vec(-2i8..=2, 80 * 6),
             point_values in proptest::collection::vec(-1.0f32..1.0, 80 * 6),
@@ -172,33 +196,40 @@ mod tests {
             let k = ((n as f64 * k_frac) as usize).max(1);
             let features = unit_rows(values[..n * d].iter().map(|&v| f32::from(v) + 0.25).collect(), d);
             let points = unit_rows(point_values[..k * d].to_vec(), d);
-            let picks = greedy_map(features.view(), points.view());
-            prop_assert_eq!(&picks, &slow_map(&features, &points));
+            let taken = taken_every(n, taken_step, k);
+            let picks = greedy_map(features.view(), points.view(), taken.clone());
+            prop_assert_eq!(&picks, &slow_map(&features, &points, k, taken.clone()));
             let mut sorted = picks.clone();
             sorted.sort_unstable();
             sorted.dedup();
             prop_assert_eq!(sorted.len(), k);
-            prop_assert!(sorted.iter().all(|&i| i < n));
+            prop_assert!(sorted.iter().all(|&i| i < n && !taken[i]));
         }
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(40))]
         #[test]
-        fn pruned_mapping_equals_the_dense_one(
+        fn pruned_mapping_equals_the_literal_rule(
             n in 1usize..300, k_frac in 0.0f64..=1.0, d in 1usize..8, tied in proptest::bool::ANY,
+            fixed in 0usize..6, taken_step in 0usize..4,
             values in proptest::collection::vec(-2i8..=2, 300 * 8),
             noise in proptest::collection::vec(-1.0f32..1.0, 300 * 8),
         ) {
             let k = ((n as f64 * k_frac) as usize).max(1);
+            // The last `fixed` points are not mapped (they stand for labeled samples).
+            let count = k - fixed.min(k - 1);
             let sample = |i: usize| if tied { f32::from(values[i]) + 0.25 } else { noise[i] };
             let features = unit_rows((0..n * d).map(sample).collect(), d);
             // Points near (or on) samples, as after an optimisation.
             let points = unit_rows((0..k * d).map(|i| features.as_slice().unwrap()[i] + 0.05 * noise[(i * 7) % noise.len()]).collect(), d);
-            let mut pruned = Pruned::new(n, k, d);
-            let batch = crate::select::activeft::loss::Batch::All(n);
-            pruned.assign(features.view(), &batch, points.view());
-            prop_assert_eq!(greedy_map_pruned(features.view(), points.view(), pruned), greedy_map(features.view(), points.view()));
+            let taken = taken_every(n, taken_step, count);
+            let mut pruned = Pruned::new(n, k, d).unwrap();
+            pruned.assign(features.view(), &Batch::All(n), points.view());
+            let fast = greedy_map_pruned(features.view(), points.view(), count, taken.clone(), pruned);
+            prop_assert_eq!(&fast, &slow_map(&features, &points, count, taken.clone()));
+            let dense = greedy_map(features.view(), points.slice(s![..count, ..]), taken);
+            prop_assert_eq!(fast, dense);
         }
     }
 
@@ -207,6 +238,8 @@ mod tests {
         let features = unit_rows(vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0], 2);
         let points = unit_rows(vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0], 2);
         // Samples 1 and 2 are identical: the first point takes 1, the next 2.
-        assert_eq!(greedy_map(features.view(), points.view()), vec![1, 2, 3]);
+        assert_eq!(greedy_map(features.view(), points.view(), vec![false; 4]), vec![1, 2, 3]);
+        // With 1 taken in advance, the first point takes 2.
+        assert_eq!(greedy_map(features.view(), points.view(), vec![false, true, false, false]), vec![2, 3, 0]);
     }
 }

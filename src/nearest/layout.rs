@@ -25,6 +25,11 @@ impl Layout {
         self.position[id]
     }
 
+    /// Whether every sample is at its own id.
+    pub fn is_identity(&self) -> bool {
+        self.id.iter().enumerate().all(|(p, &i)| p == i)
+    }
+
     /// Moves the row at position `from[p]` to position `p`, for every `p`.
     pub fn rearrange(&mut self, features: &mut Array2<f32>, from: &[usize]) {
         permute_rows(features, from);

@@ -1,51 +1,66 @@
 //! Spherical k-means (cosine) with k-means++ seeding, then the same greedy
 //! mapping from centres to samples as ActiveFT.
 //!
-//! Lloyd iterations reuse ActiveFT's exact pruned assignment: centres move a
+//! Lloyd iterations use the exact nearest-point engine: centres move a
 //! little each iteration, which is exactly what its bounds are made for.
+
+use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::RngExt;
 use rand::rngs::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
+use super::Outcome;
+use crate::chunks;
+use crate::error::Result;
 use crate::linalg::dot;
-use crate::select::activeft::assign::Pruned;
-use crate::select::activeft::loss::{Batch, group_by_point};
+use crate::nearest::{Engine, Mode, group_by_point};
 
 /// Lloyd iterations at most (the loop also stops when no assignment changes).
 pub const MAX_ITERATIONS: usize = 100;
-const SAMPLE_CHUNK: usize = 4096;
 
-/// What a k-means run produced.
-pub struct KMeans {
-    /// Unit centres, in seeding order.
-    pub centres: Array2<f32>,
-    /// The samples the centres were seeded at.
-    pub seeds: Vec<usize>,
-    /// Mean cosine distance of each sample to its centre, per Lloyd iteration.
-    pub objective: Vec<f64>,
+/// Clusters unit-norm `features` into `k` groups, then maps each centre, in
+/// seeding order, to its most similar untaken sample. `on_iteration(i,
+/// objective)` follows the Lloyd iterations.
+pub fn select(
+    features: &mut Array2<f32>,
+    k: usize,
+    rng: &mut Xoshiro256PlusPlus,
+    mut on_iteration: impl FnMut(usize, f64),
+) -> Result<Outcome> {
+    let start = Instant::now();
+    let n = features.nrows();
+    let seeds = plus_plus_seeds(features.view(), k, rng);
+    let mut centres = features.select(Axis(0), &seeds);
+    let mut engine = Engine::new(features, k, Mode::Pruned)?;
+    let objective = lloyd(&mut engine, &mut centres, &mut on_iteration);
+    let optimize_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let (mut selected, work) = engine.map(centres.view(), k, vec![false; n]);
+    selected.sort_unstable();
+    let map_seconds = start.elapsed().as_secs_f64();
+    Ok(Outcome { selected, init: seeds, losses: objective, optimize_seconds, map_seconds, work })
 }
 
-/// Clusters unit-norm `features` into `k` groups.
-pub fn spherical_kmeans(features: ArrayView2<f32>, k: usize, rng: &mut Xoshiro256PlusPlus) -> KMeans {
-    let (n, dim) = features.dim();
-    let seeds = plus_plus_seeds(features, k, rng);
-    let mut centres = features.select(Axis(0), &seeds);
-    let mut pruned = Pruned::new(n, k, dim);
+/// Lloyd iterations from `centres` until no assignment changes (or
+/// [`MAX_ITERATIONS`]); returns the mean cosine distance of the samples to
+/// their centres at each iteration.
+fn lloyd(engine: &mut Engine, centres: &mut Array2<f32>, on_iteration: &mut impl FnMut(usize, f64)) -> Vec<f64> {
     let mut previous: Option<Vec<usize>> = None;
     let mut objective = Vec::new();
-    for _ in 0..MAX_ITERATIONS {
-        let assignment = pruned.assign(features, &Batch::All(n), centres.view());
+    for i in 0..MAX_ITERATIONS {
+        let assignment = engine.assign(centres.view());
         let distance: Vec<f64> = assignment.similarity.iter().map(|s| 1.0 - s).collect();
-        objective.push(crate::select::activeft::loss::mean(&distance));
+        objective.push(chunks::mean(&distance));
+        on_iteration(i, objective[i]);
         if previous.as_ref() == Some(&assignment.point) {
             break;
         }
-        update_centres(features, &assignment.point, &mut centres);
+        update_centres(engine.features(), &assignment.point, centres);
         previous = Some(assignment.point);
     }
-    KMeans { centres, seeds, objective }
+    objective
 }
 
 /// Each centre becomes the normalised mean of its members (summed in f64 in
@@ -80,12 +95,12 @@ pub fn plus_plus_seeds(features: ArrayView2<f32>, k: usize, rng: &mut Xoshiro256
         let last = last.as_slice().expect("features are contiguous");
         // Update distances and sum them per fixed chunk, in parallel.
         let sums: Vec<f64> = distance
-            .par_chunks_mut(SAMPLE_CHUNK)
+            .par_chunks_mut(chunks::SWEEP)
             .enumerate()
             .map(|(c, chunk)| {
                 let mut sum = 0.0;
                 for (j, d) in chunk.iter_mut().enumerate() {
-                    let sim = dot(features.row(c * SAMPLE_CHUNK + j).as_slice().expect("contiguous"), last);
+                    let sim = dot(features.row(c * chunks::SWEEP + j).as_slice().expect("contiguous"), last);
                     *d = d.min((1.0 - f64::from(sim)).max(0.0));
                     sum += *d;
                 }
@@ -105,8 +120,8 @@ fn draw(weight: &[f64], chunk_sums: &[f64], used: &[usize], rng: &mut Xoshiro256
         let mut target = rng.random::<f64>() * total;
         for (c, &s) in chunk_sums.iter().enumerate() {
             if target < s {
-                let start = c * SAMPLE_CHUNK;
-                for (j, &w) in weight[start..(start + SAMPLE_CHUNK).min(weight.len())].iter().enumerate() {
+                let start = c * chunks::SWEEP;
+                for (j, &w) in weight[start..(start + chunks::SWEEP).min(weight.len())].iter().enumerate() {
                     if target < w && w > 0.0 {
                         return start + j;
                     }
@@ -173,10 +188,13 @@ mod tests {
     fn lloyd_matches_the_literal_algorithm() {
         for (n, d, k, seed) in [(400, 5, 6, 1), (1000, 12, 25, 2), (60, 3, 60, 3)] {
             let f = blobs(n, d, 8, seed);
-            let run = spherical_kmeans(f.view(), k, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
-            let slow = slow_lloyd(&f, f.select(Axis(0), &run.seeds));
-            assert_eq!(run.centres, slow);
-            assert!(run.objective.windows(2).all(|w| w[1] <= w[0] + 1e-9), "{:?}", run.objective);
+            let seeds = plus_plus_seeds(f.view(), k, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
+            let mut centres = f.select(Axis(0), &seeds);
+            let mut pool = f.clone();
+            let mut engine = Engine::new(&mut pool, k, Mode::Pruned).unwrap();
+            let objective = lloyd(&mut engine, &mut centres, &mut |_, _| {});
+            assert_eq!(centres, slow_lloyd(&f, f.select(Axis(0), &seeds)));
+            assert!(objective.windows(2).all(|w| w[1] <= w[0] + 1e-9), "{objective:?}");
         }
     }
 

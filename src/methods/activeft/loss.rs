@@ -24,44 +24,8 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 pub use super::point_term::{PointTerm, point_term};
-
-/// Samples per parallel work item; fixed so sums do not depend on threads.
-const SAMPLE_CHUNK: usize = 256;
-
-/// The samples an iteration evaluates: the whole pool or a subset.
-#[derive(Debug, Clone)]
-pub enum Batch {
-    All(usize),
-    Subset(Vec<usize>),
-}
-
-impl Batch {
-    pub fn len(&self) -> usize {
-        match self {
-            Batch::All(n) => *n,
-            Batch::Subset(ids) => ids.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The sample id at batch position `i`.
-    pub fn id(&self, i: usize) -> usize {
-        match self {
-            Batch::All(_) => i,
-            Batch::Subset(ids) => ids[i],
-        }
-    }
-}
-
-/// Each batch sample's nearest point and its similarity `f_i·ĉ_{p_i}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Assignment {
-    pub point: Vec<usize>,
-    pub similarity: Vec<f64>,
-}
+use crate::chunks;
+use crate::nearest::{Assignment, Batch, group_by_point};
 
 /// The learnable points in the forms the objective needs.
 pub struct Points {
@@ -126,13 +90,6 @@ impl SampleLoss {
     }
 }
 
-/// The mean of per-sample loss terms, summed in fixed chunks so the result
-/// does not depend on the thread count.
-pub fn mean(terms: &[f64]) -> f64 {
-    let partial: Vec<f64> = terms.par_chunks(SAMPLE_CHUNK).map(|c| c.iter().sum::<f64>()).collect();
-    partial.iter().sum::<f64>() / terms.len() as f64
-}
-
 /// Turns `acc = −Σ σ_i f_i` and `weight = Σ σ_i` over the samples assigned
 /// to point `k` into the gradient with respect to the raw point `c_k`:
 /// `g = (weight · V_k + acc) / (t N)`, then through `ĉ = c / |c|`.
@@ -164,11 +121,11 @@ pub fn loss_and_gradient<T: Feature>(
     temperature: f64,
     balance: f64,
 ) -> (f64, Array2<f64>) {
-    let n = batch.len();
+    let n = batch.size();
     let objective = SampleLoss::new(temperature, balance);
     let (losses, sigmas): (Vec<f64>, Vec<f64>) = (0..n)
         .into_par_iter()
-        .with_min_len(SAMPLE_CHUNK)
+        .with_min_len(chunks::SUM)
         .map(|i| objective.terms(term.log_s[assignment.point[i]], assignment.similarity[i]))
         .unzip();
 
@@ -184,21 +141,11 @@ pub fn loss_and_gradient<T: Feature>(
         }
         finish_gradient(g, weight, k, term, points, scale);
     });
-    (mean(&losses), grad)
-}
-
-/// Batch positions assigned to each point, ascending (a counting sort).
-pub fn group_by_point(point_of: &[usize], k: usize) -> Vec<Vec<usize>> {
-    let mut members = vec![Vec::new(); k];
-    for (i, &p) in point_of.iter().enumerate() {
-        members[p].push(i);
-    }
-    members
+    (chunks::mean(&losses), grad)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::assign::dense as assign_dense;
     use super::super::point_term::point_term_f64;
     use super::*;
     use ndarray::Array2;
@@ -299,7 +246,7 @@ mod tests {
         let features32 = features.mapv(|x| x as f32);
         let points = Points::new(&raw);
         let batch = Batch::All(features.nrows());
-        let fast = assign_dense(features32.view(), &batch, points.unit32.view());
+        let fast = crate::nearest::dense(features32.view(), &batch, points.unit32.view());
         let slow = assign_f64(&features, &points.unit);
         assert_eq!(fast.point, slow.point);
         let term = point_term(points.unit32.view(), 0.07);
@@ -316,9 +263,9 @@ mod tests {
         let points = Points::new(&random_unit_rows(3, 4, 22));
         let ids = vec![40, 3, 17, 3 + 1];
         let batch = Batch::Subset(ids.clone());
-        let got = assign_dense(features.view(), &batch, points.unit32.view());
+        let got = crate::nearest::dense(features.view(), &batch, points.unit32.view());
         let picked = features.select(Axis(0), &ids);
-        let want = assign_dense(picked.view(), &Batch::All(ids.len()), points.unit32.view());
+        let want = crate::nearest::dense(picked.view(), &Batch::All(ids.len()), points.unit32.view());
         assert_eq!(got, want);
     }
 }

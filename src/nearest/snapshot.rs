@@ -40,7 +40,7 @@ struct Snapshot {
 }
 
 /// The live snapshots and what they say about the current points.
-pub struct Checkpoints {
+pub struct Snapshots {
     live: Vec<Snapshot>,
     capacity: usize,
     /// By sequence number: the largest displacement of any point since the
@@ -51,10 +51,10 @@ pub struct Checkpoints {
     current: (u32, f64),
 }
 
-impl Checkpoints {
+impl Snapshots {
     pub fn new(k: usize, dim: usize) -> Self {
         let capacity = (SNAPSHOT_BYTES / (k * dim * 4).max(1)).clamp(2, MAX_SNAPSHOTS);
-        Checkpoints { live: Vec::new(), capacity, growth: Vec::new(), current: (NONE, 0.0) }
+        Snapshots { live: Vec::new(), capacity, growth: Vec::new(), current: (NONE, 0.0) }
     }
 
     /// Brings the bounds to the current `points`, given every point's path
@@ -144,40 +144,40 @@ mod tests {
     #[test]
     fn displacement_not_path_bounds_points_that_come_back() {
         let start = Array2::from_shape_vec((2, 2), vec![1.0f32, 0.0, 0.0, 1.0]).unwrap();
-        let mut cp = Checkpoints::new(2, 2);
-        cp.advance(start.view(), &[0.0, 0.0]);
-        let (seq, offset) = cp.current();
+        let mut snaps = Snapshots::new(2, 2);
+        snaps.advance(start.view(), &[0.0, 0.0]);
+        let (seq, offset) = snaps.current();
         assert_eq!((seq, offset), (0, 0.0));
-        cp.reanchor(NONE, 0);
+        snaps.reanchor(NONE, 0);
         // Point 0 goes out by 0.04 and comes back: path 0.08, displacement 0.
-        cp.advance(start.view(), &[0.08, 0.0]);
-        assert_eq!(cp.live.len(), 2, "0.08 > SPACING takes a new snapshot");
-        assert!(cp.growth(0) < 1e-12);
-        assert_eq!(cp.current(), (1, 0.0));
+        snaps.advance(start.view(), &[0.08, 0.0]);
+        assert_eq!(snaps.live.len(), 2, "0.08 > SPACING takes a new snapshot");
+        assert!(snaps.growth(0) < 1e-12);
+        assert_eq!(snaps.current(), (1, 0.0));
         let moved = Array2::from_shape_vec((2, 2), vec![0.6f32, 0.8, 0.0, 1.0]).unwrap();
-        cp.advance(moved.view(), &[1.0, 0.0]);
+        snaps.advance(moved.view(), &[1.0, 0.0]);
         let want = (0.4f64.powi(2) + 0.8f64.powi(2)).sqrt();
-        assert!((cp.growth(0) - want).abs() < 1e-6 && cp.growth(0) >= want);
-        assert_eq!(cp.growth(NONE), f64::INFINITY);
+        assert!((snaps.growth(0) - want).abs() < 1e-6 && snaps.growth(0) >= want);
+        assert_eq!(snaps.growth(NONE), f64::INFINITY);
         // That took snapshot 2; snapshot 1 never had a sample, so it went.
-        assert_eq!(cp.live.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![0, 2]);
-        assert_eq!(cp.growth(1), f64::INFINITY);
+        assert_eq!(snaps.live.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(snaps.growth(1), f64::INFINITY);
     }
 
     #[test]
     fn the_least_used_snapshot_is_dropped() {
         let points = Array2::<f32>::zeros((1, 1));
-        let mut cp = Checkpoints::new(1, 1);
-        cp.capacity = 2;
-        cp.advance(points.view(), &[0.0]);
-        cp.reanchor(NONE, 0);
-        cp.reanchor(NONE, 0);
-        cp.advance(points.view(), &[1.0]);
-        cp.reanchor(NONE, 1);
-        cp.advance(points.view(), &[2.0]);
+        let mut snaps = Snapshots::new(1, 1);
+        snaps.capacity = 2;
+        snaps.advance(points.view(), &[0.0]);
+        snaps.reanchor(NONE, 0);
+        snaps.reanchor(NONE, 0);
+        snaps.advance(points.view(), &[1.0]);
+        snaps.reanchor(NONE, 1);
+        snaps.advance(points.view(), &[2.0]);
         // Full: snapshot 1 (one sample) goes to make room, 0 (two) stays.
-        assert_eq!(cp.live.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![0, 2]);
-        assert_eq!(cp.growth(1), f64::INFINITY);
-        assert_eq!(cp.growth(0), 0.0);
+        assert_eq!(snaps.live.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(snaps.growth(1), f64::INFINITY);
+        assert_eq!(snaps.growth(0), 0.0);
     }
 }

@@ -21,6 +21,14 @@ pub enum Scheduler {
     Cosine,
 }
 
+/// The paper's defaults: used by [`ActiveFtParams::new`] and shown by `--help`.
+pub mod defaults {
+    pub const ITERATIONS: usize = 300;
+    pub const LR: f64 = 1e-3;
+    pub const TEMPERATURE: f64 = 0.07;
+    pub const BALANCE: f64 = 1.0;
+}
+
 /// Unchecked settings; [`ActiveFtParams::check`] turns them into [`ValidParams`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveFtParams {
@@ -41,10 +49,10 @@ impl ActiveFtParams {
     pub fn new(budget: usize) -> Self {
         ActiveFtParams {
             budget,
-            iterations: 300,
-            lr: 1e-3,
-            temperature: 0.07,
-            balance: 1.0,
+            iterations: defaults::ITERATIONS,
+            lr: defaults::LR,
+            temperature: defaults::TEMPERATURE,
+            balance: defaults::BALANCE,
             scheduler: Scheduler::Constant,
             init: Init::Random,
             batch_size: None,
@@ -151,7 +159,10 @@ mod tests {
         for (p, want) in cases {
             assert_eq!(p.clone().check(10).unwrap_err(), want, "{p:?}");
         }
-        assert!(f64::NAN.is_nan() && ActiveFtParams { lr: f64::NAN, ..params() }.check(10).is_err());
+        // NaN equals nothing, so compare the flag each names.
+        assert_eq!(ActiveFtParams { lr: f64::NAN, ..params() }.check(10).unwrap_err().flag(), "--lr");
+        let nan_t = ActiveFtParams { temperature: f64::NAN, ..params() };
+        assert_eq!(nan_t.check(10).unwrap_err().flag(), "--temperature");
     }
 
     #[test]

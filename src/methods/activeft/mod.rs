@@ -1,0 +1,206 @@
+//! ActiveFT (Xie et al., CVPR 2023): optimise `budget` points on the unit
+//! sphere so they match the pool's distribution while staying apart, then map
+//! each point to its nearest untaken sample.
+//!
+//! This file is the whole run, top-down: initial points, then per iteration
+//! one visit of the batch by the nearest-point engine (which hands each
+//! sample to its point's sums), the gradient, and an Adam step; then the
+//! mapping. The maths is in `loss` and `point_term`.
+//!
+//! - `params`, `errors`: the settings and their validation;
+//! - `loss`: the objective and its gradient; `point_term`: its point-point part;
+//! - `optim`: Adam and the learning-rate schedules;
+//! - `init`: where the points start.
+
+mod errors;
+pub mod init;
+pub mod loss;
+mod optim;
+pub mod params;
+mod point_term;
+
+use std::time::Instant;
+
+use ndarray::{Array2, Axis};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+
+pub use errors::ParamError;
+pub use params::{ActiveFtParams, Init, Scheduler, ValidParams};
+
+use super::Outcome;
+use crate::error::Result;
+use crate::linalg::add_scaled;
+use crate::nearest::{Batch, Engine, Mode};
+use loss::{PointTerm, Points, SampleLoss, finish_gradient};
+
+/// One point's share of an iteration's sums, over the samples nearest to it.
+struct PointSums {
+    /// `−Σ σ_i f_i`.
+    acc: Vec<f64>,
+    /// `Σ σ_i`.
+    weight: f64,
+    /// The sum of the samples' loss terms.
+    loss: f64,
+}
+
+/// Runs ActiveFT on unit-norm `features`. `on_iteration(i, loss)` is called
+/// after every iteration, for progress reporting. The rows may be reordered
+/// in memory while it runs; they are back in file order when it returns.
+pub fn select(
+    features: &mut Array2<f32>,
+    params: &ValidParams,
+    mode: Mode,
+    mut on_iteration: impl FnMut(usize, f64),
+) -> Result<Outcome> {
+    let start = Instant::now();
+    let n = features.nrows();
+    // Independent streams, so changing the batch size never changes the init.
+    let mut init_rng = Xoshiro256PlusPlus::seed_from_u64(params.seed);
+    let mut batch_rng = Xoshiro256PlusPlus::seed_from_u64(params.seed ^ 0x9E37_79B9_7F4A_7C15);
+    let init_ids = match &params.init {
+        Init::Random => init::random(n, params.budget, &mut init_rng),
+        Init::Fps => init::farthest_point(features.view(), params.budget, &mut init_rng),
+        Init::Indices(ids) => ids.clone(),
+    };
+    let mut raw: Array2<f64> = features.select(Axis(0), &init_ids).mapv(f64::from);
+    let mut adam = optim::Adam::new(raw.dim());
+    let mut engine = Engine::new(features, params.budget, mode)?;
+    let objective = SampleLoss::new(params.temperature, params.balance);
+    let mut losses = Vec::with_capacity(params.iterations);
+    for i in 0..params.iterations {
+        let batch = match params.effective_batch(n) {
+            None => Batch::All(n),
+            Some(b) => Batch::Subset(init::random(n, b, &mut batch_rng)),
+        };
+        let points = Points::new(&raw);
+        let term = loss::point_term(points.unit32.view(), params.temperature);
+        let (loss, gradient) = evaluate(&mut engine, &batch, &points, &term, objective);
+        losses.push(loss);
+        on_iteration(i, loss);
+        let lr = optim::learning_rate(params.scheduler, params.lr, i, params.iterations);
+        adam.step(&mut raw, &gradient, lr);
+    }
+    let optimize_seconds = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let points = Points::new(&raw);
+    let (mut selected, work) = engine.map(points.unit32.view(), params.budget, vec![false; n]);
+    selected.sort_unstable();
+    Ok(Outcome { selected, init: init_ids, losses, optimize_seconds, map_seconds: start.elapsed().as_secs_f64(), work })
+}
+
+/// The loss and its gradient with respect to the raw points, in one visit
+/// of the batch: each sample adds its loss term and its share of its
+/// point's gradient while its row is in cache.
+pub fn evaluate(
+    engine: &mut Engine,
+    batch: &Batch,
+    points: &Points,
+    term: &PointTerm,
+    objective: SampleLoss,
+) -> (f64, Array2<f64>) {
+    use rayon::prelude::*;
+    let dim = points.unit.ncols();
+    let sums = engine.visit(
+        batch,
+        points.unit32.view(),
+        |_| PointSums { acc: vec![0.0; dim], weight: 0.0, loss: 0.0 },
+        |sums, point, row, similarity| {
+            let (loss, sigma) = objective.terms(term.log_s[point], f64::from(similarity));
+            sums.loss += loss;
+            sums.weight += sigma;
+            add_scaled(&mut sums.acc, -sigma, row);
+        },
+    );
+    let loss = sums.iter().map(|s| s.loss).sum::<f64>() / batch.size() as f64;
+    let scale = 1.0 / (objective.temperature() * batch.size() as f64);
+    let mut gradient = Array2::<f64>::zeros(points.unit.dim());
+    gradient.axis_iter_mut(Axis(0)).into_par_iter().zip(sums).enumerate().for_each(|(point, (mut g, sums))| {
+        g.as_slice_mut().expect("gradient rows are contiguous").copy_from_slice(&sums.acc);
+        finish_gradient(g, sums.weight, point, term, points, scale);
+    });
+    (loss, gradient)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::RngExt;
+
+    fn pool(n: usize, d: usize, clusters: usize, grid: bool, seed: u64) -> Array2<f32> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let centres = Array2::from_shape_fn((clusters, d), |_| rng.random_range(-1.0..1.0f64));
+        let raw = Array2::from_shape_fn((n, d), |(i, j)| {
+            let v = centres[[i % clusters, j]] + rng.random_range(-0.4..0.4);
+            // On a coarse grid, duplicates and exact ties are common.
+            if grid { (v * 2.0).round() + 0.5 } else { v }
+        });
+        crate::linalg::normalize_rows(&raw).0.mapv(|x| x as f32)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        #[test]
+        fn pruned_engine_equals_dense_engine(
+            n in 30usize..600, d in 2usize..20, clusters in 1usize..12, budget_frac in 0.02f64..0.3,
+            low_t in proptest::bool::ANY, grid in proptest::bool::ANY, batch in proptest::bool::ANY, seed in 0u64..500,
+        ) {
+            let features = pool(n, d, clusters, grid, seed);
+            let mut params = ActiveFtParams::new(((n as f64 * budget_frac) as usize).max(1));
+            params.iterations = 25;
+            params.temperature = if low_t { 0.005 } else { 0.07 };
+            params.batch_size = batch.then_some(n / 2);
+            params.seed = seed;
+            let params = params.check(n).unwrap();
+            let mut a = features.clone();
+            let mut b = features.clone();
+            let dense = select(&mut a, &params, Mode::Dense, |_, _| {}).unwrap();
+            let pruned = select(&mut b, &params, Mode::Pruned, |_, _| {}).unwrap();
+            prop_assert_eq!(&dense.selected, &pruned.selected);
+            for (x, y) in dense.losses.iter().zip(&pruned.losses) {
+                prop_assert!((x - y).abs() <= 1e-5, "{} vs {}", x, y);
+            }
+            // The pool is back in its original order.
+            prop_assert_eq!(&b, &features);
+        }
+    }
+
+    /// One visit's loss and gradient against the oracle's assignment plus the
+    /// literal loss and gradient, along a random walk of the points.
+    fn agrees_with_the_oracle(n: usize, k: usize, d: usize, t: f64, batch: Option<usize>, seed: u64) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let original = crate::nearest::unit_rows(n, d, &mut rng, None);
+        let mut features = original.clone();
+        let mut raw = crate::nearest::unit_rows(k, d, &mut rng, None).mapv(f64::from) * 1.3;
+        let objective = SampleLoss::new(t, 0.8);
+        let mut engine = Engine::new(&mut features, k, Mode::Pruned).unwrap();
+        for _ in 0..10 {
+            let batch = match batch {
+                Some(b) => Batch::Subset(rand::seq::index::sample(&mut rng, n, b).into_vec()),
+                None => Batch::All(n),
+            };
+            let points = Points::new(&raw);
+            let term = loss::point_term(points.unit32.view(), t);
+            let (fast_loss, fast_gradient) = evaluate(&mut engine, &batch, &points, &term, objective);
+            let assignment = crate::nearest::dense(original.view(), &batch, points.unit32.view());
+            let (loss, gradient) =
+                loss::loss_and_gradient(original.view(), &batch, &assignment, &term, &points, t, 0.8);
+            assert!((fast_loss - loss).abs() <= 1e-12 * loss.abs(), "{fast_loss} vs {loss}");
+            let scale = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+            let worst = (&fast_gradient - &gradient).iter().fold(0.0f64, |m, g| m.max(g.abs()));
+            assert!(worst <= 1e-9 * scale, "gradient differs by {worst} (scale {scale})");
+            raw -= &(gradient * 0.3);
+            raw.mapv_inplace(|x| x + rng.random_range(-0.01..0.01));
+        }
+    }
+
+    #[test]
+    fn one_visit_gives_the_oracles_loss_and_gradient() {
+        agrees_with_the_oracle(2000, 30, 12, 0.07, None, 1);
+        agrees_with_the_oracle(1500, 80, 6, 0.005, None, 2);
+        agrees_with_the_oracle(1200, 20, 10, 0.1, Some(500), 3);
+        agrees_with_the_oracle(300, 1, 5, 0.07, None, 4);
+    }
+}

@@ -1,0 +1,88 @@
+//! Selection methods. Each takes unit-norm features and returns sample ids.
+//!
+//! - `activeft`: the paper's method (the default);
+//! - `random`: a seeded uniform sample;
+//! - `fds`: farthest-point sampling (k-center greedy);
+//! - `kmeans`: spherical k-means, centres mapped to their nearest samples.
+//!
+//! A new method goes in a file (or folder) of its own here, with a variant
+//! in [`Method`] and a line in [`run`]; nearest points come from
+//! [`crate::nearest`].
+
+pub mod activeft;
+pub mod fds;
+pub mod kmeans;
+
+use std::time::Instant;
+
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+
+use crate::error::Result;
+use crate::nearest::{Mode, Work};
+use activeft::ValidParams;
+
+/// Which method picks the samples, with the settings only it uses.
+#[derive(Debug, Clone)]
+pub enum Method {
+    ActiveFt(ValidParams),
+    Random,
+    Fds,
+    KMeans,
+}
+
+impl Method {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::ActiveFt(_) => "activeft",
+            Method::Random => "random",
+            Method::Fds => "fds",
+            Method::KMeans => "kmeans",
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The selected sample ids, ascending.
+    pub selected: Vec<usize>,
+    /// The sample ids the method started from (ActiveFT's initial points,
+    /// k-means' seeds, farthest-point sampling's picks in order).
+    pub init: Vec<usize>,
+    /// The objective per iteration (ActiveFT's loss, k-means' mean distance).
+    pub losses: Vec<f64>,
+    /// Seconds spent optimising (including initialisation) and mapping.
+    pub optimize_seconds: f64,
+    pub map_seconds: f64,
+    /// How much the nearest-point engine computed.
+    pub work: Work,
+}
+
+/// Runs `method` for `budget` samples with `seed`. `on_iteration(i,
+/// objective)` reports progress. The rows of `features` may be reordered in
+/// memory while it runs; they are back in file order when it returns.
+pub fn run(
+    method: &Method,
+    features: &mut Array2<f32>,
+    budget: usize,
+    seed: u64,
+    on_iteration: impl FnMut(usize, f64),
+) -> Result<Outcome> {
+    let n = features.nrows();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let start = Instant::now();
+    let (mut selected, init) = match method {
+        Method::ActiveFt(params) => return activeft::select(features, params, Mode::Pruned, on_iteration),
+        Method::KMeans => return kmeans::select(features, budget, &mut rng, on_iteration),
+        Method::Random => (activeft::init::random(n, budget, &mut rng), Vec::new()),
+        Method::Fds => {
+            let picks = fds::farthest_point(features.view(), budget, &mut rng);
+            (picks.clone(), picks)
+        }
+    };
+    selected.sort_unstable();
+    let optimize_seconds = start.elapsed().as_secs_f64();
+    Ok(Outcome { selected, init, losses: Vec::new(), optimize_seconds, map_seconds: 0.0, work: Work::default() })
+}
