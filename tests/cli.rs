@@ -175,9 +175,24 @@ fn read_labels() -> Vec<i64> {
 }
 
 #[test]
-fn mini_batches_run_and_are_seeded() {
-    let run = || stdout_of(&quick(&["--batch-size", "300", "--seed", "4"]).success());
-    assert_eq!(run(), run());
+fn mini_batches_change_the_run_and_are_seeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let losses = |extra: &[&str]| {
+        let report = dir.path().join("r.json");
+        let a = quick(&[&["--seed", "4", "--report", report.to_str().unwrap()], extra].concat()).success();
+        let r = json(&std::fs::read(&report).unwrap());
+        (stdout_of(&a), r["losses"].clone(), r["params"]["batch_size"].clone())
+    };
+    let (batched, batched_losses, size) = losses(&["--batch-size", "300"]);
+    assert_eq!(size, 300);
+    let (again, again_losses, _) = losses(&["--batch-size", "300"]);
+    assert_eq!((&batched, &batched_losses), (&again, &again_losses));
+    // A batch of 300 of 1,797 samples sees another loss than the whole pool.
+    let (_, full_losses, full_size) = losses(&[]);
+    assert!(full_size.is_null());
+    assert_ne!(batched_losses, full_losses);
+    let (_, other_losses, _) = losses(&["--batch-size", "301"]);
+    assert_ne!(batched_losses, other_losses);
 }
 
 #[test]
@@ -251,7 +266,6 @@ fn bad_feature_files_are_named_with_the_problem() {
         write_npy_raw(&at("dtype.npy"), descr, false, "(2, 2)", &[0u8; 64]);
         fails_with(&budget, &[&at("dtype.npy")], &["dtype.npy", descr, word]);
     }
-    write_f32(&at("one_d.npy"), 1, 4, &[1.0, 2.0, 3.0, 4.0]);
     write_npy_raw(&at("one_d.npy"), "<f4", false, "(4,)", &[0u8; 16]);
     fails_with(&budget, &[&at("one_d.npy")], &["one_d.npy", "2-D", "(4,)"]);
     write_npy_raw(&at("three_d.npy"), "<f4", false, "(2, 2, 2)", &[0u8; 32]);
@@ -327,20 +341,28 @@ fn bad_init_indices_are_named() {
 
 #[test]
 fn unwritable_outputs_fail_before_any_work() {
+    // The features do not exist either: an error about the output proves
+    // the output was checked before the pool was even opened.
+    for flag in ["-o", "--report"] {
+        let a = activeft()
+            .args(["select", "--features", "/nonexistent-dir/pool.npy", "--budget", "5", flag])
+            .arg("/nonexistent-dir/out.json")
+            .assert()
+            .code(2);
+        assert!(a.get_output().stdout.is_empty());
+        let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+        assert!(err.contains("/nonexistent-dir/out.json") && err.contains("directory does not exist"), "{err}");
+    }
+}
+
+#[test]
+fn a_method_refuses_another_methods_settings_and_ignores_their_defaults() {
     let d = digits();
-    let a = activeft()
-        .args(["select", "--features"])
-        .arg(&d)
-        .args(["--budget", "5", "-o", "/nonexistent-dir/out.json"])
-        .assert()
-        .code(2);
-    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
-    assert!(err.contains("/nonexistent-dir/out.json") && err.contains("directory does not exist"), "{err}");
-    let a = activeft()
-        .args(["select", "--features"])
-        .arg(&d)
-        .args(["--budget", "5", "--report", "/nonexistent-dir/r.json"])
-        .assert()
-        .code(2);
-    assert!(a.get_output().stdout.is_empty());
+    for method in ["random", "fds", "kmeans"] {
+        fails_with(&["--budget", "5", "--method", method, "--temperature", "0"], &[&d], &["--temperature", "activeft"]);
+        fails_with(&["--budget", "5", "--method", method, "--init", "fps"], &[&d], &["--init", method]);
+        // ActiveFT's settings are not checked for a method that does not use them.
+        let a = activeft().args(["select", "--features"]).arg(&d).args(["--budget", "5", "--method", method]).assert();
+        assert_eq!(serde_json::from_slice::<Vec<usize>>(&stdout_of(&a.success())).unwrap().len(), 5);
+    }
 }

@@ -173,3 +173,33 @@ fn bad_eval_input_is_named() {
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(err.contains("halves.npy") && err.contains("row 1") && err.contains("not an integer"), "{err}");
 }
+
+#[test]
+fn a_bad_label_in_a_later_shard_is_named_by_that_file_and_its_own_row() {
+    let (n, d, values) = read_f32(&fixture("digits.npy"));
+    let dir = tempfile::tempdir().unwrap();
+    let rows = |range: std::ops::Range<usize>, bad: Option<usize>| -> Vec<f32> {
+        range
+            .flat_map(|i| {
+                let label = if Some(i) == bad { 0.5 } else { (i % 10) as f32 };
+                values[i * d..(i + 1) * d].iter().copied().chain([label]).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (first, second) = (dir.path().join("first.npy"), dir.path().join("second.npy"));
+    write_f32(&first, 1000, d + 1, &rows(0..1000, None));
+    write_f32(&second, n - 1000, d + 1, &rows(1000..n, Some(1003)));
+    let sel = dir.path().join("sel.json");
+    std::fs::write(&sel, "[1, 2]").unwrap();
+    let a = activeft()
+        .args(["eval", "--features"])
+        .arg(&first)
+        .arg("--features")
+        .arg(&second)
+        .args(["--label-column", "last", "--selection"])
+        .arg(&sel)
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
+    assert!(err.contains("second.npy: row 3 (sample 1003 overall)") && err.contains("0.5"), "{err}");
+}
