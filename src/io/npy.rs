@@ -76,9 +76,11 @@ pub fn read_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Result
         return Err(bad(format!("truncated .npy header: it claims {header_len} bytes, the file holds {file_len}")));
     }
     let mut whole = (&preamble[..8 + len_bytes]).chain(reader.take(header_len));
-    let parsed = NpyHeader::from_reader(&mut whole).map_err(|e| bad(format!("unreadable .npy header: {e}")))?;
+    let parsed =
+        NpyHeader::from_reader(&mut whole).map_err(|e| bad(format!("unreadable .npy header: {}", one_line(&e))))?;
     let descr = match (parsed.type_descriptor.as_string(), parsed.type_descriptor.as_list()) {
-        (Some(descr), _) => descr.clone(),
+        // Printable, since it may end up in a one-line message.
+        (Some(descr), _) => descr.chars().map(|c| if c.is_control() { '?' } else { c }).collect(),
         (None, Some(_)) => {
             return Err(bad("unsupported dtype: a structured (record) array; save a plain numeric array".into()));
         }
@@ -232,6 +234,14 @@ impl Shard {
         }
         Ok(Shard { path: path.to_path_buf(), header, dtype, big_endian, rows, cols, reader })
     }
+}
+
+/// A parser's message (which may quote the header over several lines) as
+/// one printable line.
+fn one_line(e: &impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no details");
+    first.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>().trim_end_matches(':').into()
 }
 
 fn shape_text(shape: &[usize]) -> String {
