@@ -6,13 +6,11 @@
 //! `activeft eval --labels`.
 //!
 //! Each sample is a random cluster centre (unit Gaussian direction) plus
-//! isotropic noise of scale 0.5/sqrt(DIM), so clusters overlap a little, as
-//! embeddings of real classes do. Rows are written in chunks, so pools larger
-//! than memory are fine.
+//! isotropic noise of scale 0.5/sqrt(DIM), so clusters overlap a little.
+//! The pool is built in memory (4 · N · DIM bytes) and written with
+//! ndarray-npy.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-
+use ndarray::{Array1, Array2};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
@@ -22,7 +20,7 @@ fn gaussian(rng: &mut Xoshiro256PlusPlus) -> f32 {
     ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
         eprintln!("usage: synth OUT.npy N DIM [CLUSTERS=100] [SEED=0]");
@@ -34,31 +32,17 @@ fn main() -> std::io::Result<()> {
     let centres: Vec<f32> = (0..clusters * dim).map(|_| gaussian(&mut rng) / (dim as f32).sqrt()).collect();
     let noise = 0.5 / (dim as f32).sqrt();
 
-    let labels_path = args[0].strip_suffix(".npy").unwrap_or(&args[0]).to_string() + "_labels.npy";
-    let mut out = BufWriter::with_capacity(1 << 22, File::create(&args[0])?);
-    let mut labels = BufWriter::new(File::create(labels_path)?);
-    write_header(&mut out, "<f4", &format!("({n}, {dim})"))?;
-    write_header(&mut labels, "<i8", &format!("({n},)"))?;
-    for _ in 0..n {
+    let mut pool = Array2::<f32>::zeros((n, dim));
+    let mut labels = Array1::<i64>::zeros(n);
+    for (mut row, label) in pool.rows_mut().into_iter().zip(labels.iter_mut()) {
         let c = rng.random_range(0..clusters);
-        labels.write_all(&(c as i64).to_le_bytes())?;
-        for j in 0..dim {
-            let v = centres[c * dim + j] + noise * gaussian(&mut rng);
-            out.write_all(&v.to_le_bytes())?;
+        *label = c as i64;
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = centres[c * dim + j] + noise * gaussian(&mut rng);
         }
     }
-    labels.flush()?;
-    out.flush()
-}
-
-/// An .npy v1 header: the dict padded with spaces to a multiple of 64 bytes.
-fn write_header(out: &mut impl Write, descr: &str, shape: &str) -> std::io::Result<()> {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    out.write_all(b"\x93NUMPY\x01\x00")?;
-    out.write_all(&(header.len() as u16).to_le_bytes())?;
-    out.write_all(header.as_bytes())
+    let labels_path = args[0].strip_suffix(".npy").unwrap_or(&args[0]).to_string() + "_labels.npy";
+    ndarray_npy::write_npy(&args[0], &pool)?;
+    ndarray_npy::write_npy(labels_path, &labels)?;
+    Ok(())
 }

@@ -20,6 +20,8 @@ mod methods;
 mod nearest;
 mod progress;
 mod run;
+#[cfg(test)]
+mod testing;
 
 /// Runs the command line; returns the process exit code: 0 on success,
 /// 2 for bad input or usage, 1 when the tool itself fails.

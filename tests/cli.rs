@@ -159,19 +159,11 @@ fn shards_float64_fortran_order_and_label_columns_read_as_the_same_pool() {
     same_selection_as_digits(&[&at("fortran.npy")], &[]);
 
     // A label in the last column, as the reference's feature files keep it.
-    let labels = read_labels();
+    let labels = common::read_labels(&fixture("digits_labels.npy"));
     let with_labels: Vec<f32> =
         (0..n).flat_map(|i| values[i * d..(i + 1) * d].iter().copied().chain([labels[i] as f32])).collect();
     write_f32(&at("labelled.npy"), n, d + 1, &with_labels);
     same_selection_as_digits(&[&at("labelled.npy")], &["--label-column", "last"]);
-}
-
-fn read_labels() -> Vec<i64> {
-    let bytes = std::fs::read(fixture("digits_labels.npy")).unwrap();
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(header.contains("'<i8'"), "{header}");
-    bytes[10 + header_len..].chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect()
 }
 
 #[test]

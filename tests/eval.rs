@@ -77,10 +77,7 @@ fn eval_json_has_every_field_in_range() {
 
     // The same labels from a label column give the same metrics.
     let (n, d, values) = read_f32(&fixture("digits.npy"));
-    let bytes = std::fs::read(&labels).unwrap();
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let ys: Vec<i64> =
-        bytes[10 + header_len..].chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+    let ys = common::read_labels(&labels);
     let with_labels: Vec<f32> =
         (0..n).flat_map(|i| values[i * d..(i + 1) * d].iter().copied().chain([ys[i] as f32])).collect();
     let labelled = dir.path().join("labelled.npy");

@@ -144,10 +144,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn blobs(n: usize, d: usize, clusters: usize, seed: u64) -> Array2<f32> {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let centres = Array2::from_shape_fn((clusters, d), |_| rng.random_range(-1.0..1.0f64));
-        let raw = Array2::from_shape_fn((n, d), |(i, j)| centres[[i % clusters, j]] + rng.random_range(-0.3..0.3));
-        crate::linalg::normalize_rows(&raw).0.mapv(|x| x as f32)
+        crate::testing::clustered(n, d, clusters, 0.3, false, seed)
     }
 
     /// Lloyd's algorithm written out literally: every sample against every

@@ -292,7 +292,8 @@ impl Pruned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nearest::{dense, unit_rows};
+    use crate::nearest::dense;
+    use crate::testing::unit_rows;
     use proptest::prelude::*;
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{RngExt, SeedableRng};

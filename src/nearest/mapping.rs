@@ -157,7 +157,7 @@ mod tests {
             .collect()
     }
 
-    fn unit_rows(values: Vec<f32>, d: usize) -> Array2<f32> {
+    fn normalized(values: Vec<f32>, d: usize) -> Array2<f32> {
         let mut a = Array2::from_shape_vec((values.len() / d, d), values).unwrap();
         for mut r in a.rows_mut() {
             let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
@@ -194,8 +194,8 @@ mod tests {
             point_values in proptest::collection::vec(-1.0f32..1.0, 80 * 6),
         ) {
             let k = ((n as f64 * k_frac) as usize).max(1);
-            let features = unit_rows(values[..n * d].iter().map(|&v| f32::from(v) + 0.25).collect(), d);
-            let points = unit_rows(point_values[..k * d].to_vec(), d);
+            let features = normalized(values[..n * d].iter().map(|&v| f32::from(v) + 0.25).collect(), d);
+            let points = normalized(point_values[..k * d].to_vec(), d);
             let taken = taken_every(n, taken_step, k);
             let picks = greedy_map(features.view(), points.view(), taken.clone());
             prop_assert_eq!(&picks, &slow_map(&features, &points, k, taken.clone()));
@@ -220,9 +220,9 @@ mod tests {
             // The last `fixed` points are not mapped (they stand for labeled samples).
             let count = k - fixed.min(k - 1);
             let sample = |i: usize| if tied { f32::from(values[i]) + 0.25 } else { noise[i] };
-            let features = unit_rows((0..n * d).map(sample).collect(), d);
+            let features = normalized((0..n * d).map(sample).collect(), d);
             // Points near (or on) samples, as after an optimisation.
-            let points = unit_rows((0..k * d).map(|i| features.as_slice().unwrap()[i] + 0.05 * noise[(i * 7) % noise.len()]).collect(), d);
+            let points = normalized((0..k * d).map(|i| features.as_slice().unwrap()[i] + 0.05 * noise[(i * 7) % noise.len()]).collect(), d);
             let taken = taken_every(n, taken_step, count);
             let mut pruned = Pruned::new(n, k, d).unwrap();
             pruned.assign(features.view(), &Batch::All(n), points.view());
@@ -235,8 +235,8 @@ mod tests {
 
     #[test]
     fn a_point_on_a_sample_takes_it_and_ties_go_low() {
-        let features = unit_rows(vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0], 2);
-        let points = unit_rows(vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0], 2);
+        let features = normalized(vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0], 2);
+        let points = normalized(vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0], 2);
         // Samples 1 and 2 are identical: the first point takes 1, the next 2.
         assert_eq!(greedy_map(features.view(), points.view(), vec![false; 4]), vec![1, 2, 3]);
         // With 1 taken in advance, the first point takes 2.

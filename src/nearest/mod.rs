@@ -219,27 +219,10 @@ pub fn group_by_point(point_of: &[usize], k: usize) -> Vec<Vec<usize>> {
     members
 }
 
-/// Random unit rows for the tests: uniform in a cube, or on a coarse grid
-/// (`grid = Some(g)`: whole numbers in [−g, g], shifted off zero), where
-/// duplicates and exact ties are common.
-#[cfg(test)]
-pub(crate) fn unit_rows(
-    n: usize,
-    d: usize,
-    rng: &mut rand::rngs::Xoshiro256PlusPlus,
-    grid: Option<i32>,
-) -> Array2<f32> {
-    use rand::RngExt;
-    let raw = Array2::from_shape_fn((n, d), |_| match grid {
-        Some(g) => f64::from(rng.random_range(-g..=g)) + 0.1,
-        None => rng.random_range(-1.0..1.0),
-    });
-    crate::linalg::normalize_rows(&raw).0.mapv(|x| x as f32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::unit_rows;
     use rand::SeedableRng;
     use rand::rngs::Xoshiro256PlusPlus;
 

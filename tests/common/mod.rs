@@ -14,11 +14,11 @@ pub fn activeft() -> Command {
 }
 
 /// Writes an .npy file with the given header fields and raw data bytes, so
-/// tests can build malformed files as well as good ones.
+/// tests can build malformed files (and dtypes ndarray-npy does not write).
 pub fn write_npy_raw(path: &Path, descr: &str, fortran: bool, shape: &str, data: &[u8]) {
     let fortran = if fortran { "True" } else { "False" };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
@@ -29,23 +29,23 @@ pub fn write_npy_raw(path: &Path, descr: &str, fortran: bool, shape: &str, data:
     std::fs::write(path, bytes).unwrap();
 }
 
-/// A little-endian float32 C-order (rows, cols) array.
+/// A float32 (rows, cols) array, as `np.save` writes it.
 pub fn write_f32(path: &Path, rows: usize, cols: usize, values: &[f32]) {
-    assert_eq!(values.len(), rows * cols);
-    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_npy_raw(path, "<f4", false, &format!("({rows}, {cols})"), &data);
+    let array = ndarray::Array2::from_shape_vec((rows, cols), values.to_vec()).unwrap();
+    ndarray_npy::write_npy(path, &array).unwrap();
 }
 
-/// Reads a float32 fixture's values and shape (the fixtures are `<f4`, C order).
+/// A float32 fixture's shape and values.
 pub fn read_f32(path: &Path) -> (usize, usize, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(header.contains("'<f4'") && header.contains("False"), "{header}");
-    let shape = &header[header.find("'shape': (").unwrap() + 10..];
-    let dims: Vec<usize> = shape[..shape.find(')').unwrap()].split(',').filter_map(|s| s.trim().parse().ok()).collect();
-    let values = bytes[10 + header_len..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-    (dims[0], dims[1], values)
+    let array: ndarray::Array2<f32> = ndarray_npy::read_npy(path).unwrap();
+    let (rows, cols) = array.dim();
+    (rows, cols, array.into_raw_vec_and_offset().0)
+}
+
+/// An int64 label fixture.
+pub fn read_labels(path: &Path) -> Vec<i64> {
+    let array: ndarray::Array1<i64> = ndarray_npy::read_npy(path).unwrap();
+    array.to_vec()
 }
 
 pub fn json(bytes: &[u8]) -> serde_json::Value {

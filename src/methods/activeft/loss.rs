@@ -149,13 +149,11 @@ mod tests {
     use super::super::point_term::point_term_f64;
     use super::*;
     use ndarray::Array2;
+    use rand::SeedableRng;
     use rand::rngs::Xoshiro256PlusPlus;
-    use rand::{RngExt, SeedableRng};
 
     fn random_unit_rows(n: usize, d: usize, seed: u64) -> Array2<f64> {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let raw = Array2::from_shape_fn((n, d), |_| rng.random_range(-1.0..1.0));
-        crate::linalg::normalize_rows(&raw).0
+        crate::testing::unit_rows64(n, d, &mut Xoshiro256PlusPlus::seed_from_u64(seed), None)
     }
 
     /// The objective written out literally, in f64 and in the plain

@@ -129,17 +129,6 @@ mod tests {
     use proptest::prelude::*;
     use rand::RngExt;
 
-    fn pool(n: usize, d: usize, clusters: usize, grid: bool, seed: u64) -> Array2<f32> {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let centres = Array2::from_shape_fn((clusters, d), |_| rng.random_range(-1.0..1.0f64));
-        let raw = Array2::from_shape_fn((n, d), |(i, j)| {
-            let v = centres[[i % clusters, j]] + rng.random_range(-0.4..0.4);
-            // On a coarse grid, duplicates and exact ties are common.
-            if grid { (v * 2.0).round() + 0.5 } else { v }
-        });
-        crate::linalg::normalize_rows(&raw).0.mapv(|x| x as f32)
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(12))]
         #[test]
@@ -147,7 +136,7 @@ mod tests {
             n in 30usize..600, d in 2usize..20, clusters in 1usize..12, budget_frac in 0.02f64..0.3,
             low_t in proptest::bool::ANY, grid in proptest::bool::ANY, batch in proptest::bool::ANY, seed in 0u64..500,
         ) {
-            let features = pool(n, d, clusters, grid, seed);
+            let features = crate::testing::clustered(n, d, clusters, 0.4, grid, seed);
             let mut params = ActiveFtParams::new(((n as f64 * budget_frac) as usize).max(1));
             params.iterations = 25;
             params.temperature = if low_t { 0.005 } else { 0.07 };
@@ -171,9 +160,9 @@ mod tests {
     /// literal loss and gradient, along a random walk of the points.
     fn agrees_with_the_oracle(n: usize, k: usize, d: usize, t: f64, batch: Option<usize>, seed: u64) {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let original = crate::nearest::unit_rows(n, d, &mut rng, None);
+        let original = crate::testing::unit_rows(n, d, &mut rng, None);
         let mut features = original.clone();
-        let mut raw = crate::nearest::unit_rows(k, d, &mut rng, None).mapv(f64::from) * 1.3;
+        let mut raw = crate::testing::unit_rows(k, d, &mut rng, None).mapv(f64::from) * 1.3;
         let objective = SampleLoss::new(t, 0.8);
         let mut engine = Engine::new(&mut features, k, Mode::Pruned).unwrap();
         for _ in 0..10 {

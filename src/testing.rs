@@ -1,0 +1,35 @@
+//! Random pools for the unit tests: one generator, so every test draws its
+//! rows the same way.
+
+use ndarray::Array2;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+
+/// Random unit rows: uniform in a cube, or on a coarse grid (`grid =
+/// Some(g)`: whole numbers in [−g, g], shifted off zero), where duplicates
+/// and exact ties are common.
+pub fn unit_rows(n: usize, d: usize, rng: &mut Xoshiro256PlusPlus, grid: Option<i32>) -> Array2<f32> {
+    unit_rows64(n, d, rng, grid).mapv(|x| x as f32)
+}
+
+/// [`unit_rows`] in float64, for the float64 oracles.
+pub fn unit_rows64(n: usize, d: usize, rng: &mut Xoshiro256PlusPlus, grid: Option<i32>) -> Array2<f64> {
+    let raw = Array2::from_shape_fn((n, d), |_| match grid {
+        Some(g) => f64::from(rng.random_range(-g..=g)) + 0.1,
+        None => rng.random_range(-1.0..1.0),
+    });
+    crate::linalg::normalize_rows(&raw).0
+}
+
+/// Unit rows around `clusters` random centres (sample `i` in cluster
+/// `i % clusters`), with uniform noise of half-width `noise`; `grid` rounds
+/// every value to a half-integer, for duplicates and exact ties.
+pub fn clustered(n: usize, d: usize, clusters: usize, noise: f64, grid: bool, seed: u64) -> Array2<f32> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let centres = Array2::from_shape_fn((clusters, d), |_| rng.random_range(-1.0..1.0f64));
+    let raw = Array2::from_shape_fn((n, d), |(i, j)| {
+        let v = centres[[i % clusters, j]] + rng.random_range(-noise..noise);
+        if grid { (v * 2.0).round() + 0.5 } else { v }
+    });
+    crate::linalg::normalize_rows(&raw).0.mapv(|x| x as f32)
+}
