@@ -3,8 +3,8 @@
 //! the baselines it is compared with.
 //!
 //! The layers import one way, top down: [`main`] → `cli` (clap) → `config`
-//! (plain settings) → `run` → `methods` and `eval` → `nearest` (the exact
-//! nearest-point engine) → `io`, `linalg`, `chunks`, `error`.
+//! (plain settings) → `run` → `methods`, `eval` and `io` → `nearest` (the
+//! exact nearest-point engine) → `linalg`, `chunks`, `error`.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
