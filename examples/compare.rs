@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use activeft::internals::{ActiveFtParams, Method, evaluate, load_features, load_labels, run};
+use activeft::internals::{ActiveFtParams, Method, Round, evaluate, load_features, load_labels, run};
 
 const BUDGETS: [usize; 2] = [20, 50];
 const SEEDS: u64 = 5;
@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     _ => Method::KMeans,
                 };
                 let start = Instant::now();
-                let outcome = run(&method, &mut features, budget, seed, |_, _| {})?;
+                let outcome = run(&method, &mut features, budget, seed, &Round::first(n), |_, _| {})?;
                 seconds += start.elapsed().as_secs_f64();
                 let m = evaluate(features.view(), &outcome.selected, Some(&labels));
                 knn += m.knn1_accuracy.unwrap_or(f64::NAN);

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use activeft::internals::activeft::select;
-use activeft::internals::{ActiveFtParams, Mode, load_features};
+use activeft::internals::{ActiveFtParams, Mode, Round, load_features};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,7 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let params = params.check(features.nrows())?;
     let run = |mode: Mode| -> Result<_, Box<dyn std::error::Error>> {
         let mut pool = features.clone();
-        let outcome = select(&mut pool, &params, mode, |_, _| {})?;
+        let round = Round::first(pool.nrows());
+        let outcome = select(&mut pool, &params, &round, mode, |_, _| {})?;
         println!("{mode:?}: {:.1} s optimising, {:.1} s mapping", outcome.optimize_seconds, outcome.map_seconds);
         Ok(outcome)
     };

@@ -36,9 +36,25 @@ pub struct EvalArgs {
     #[arg(long, value_name = "PATH", required = true)]
     pub features: Vec<PathBuf>,
 
-    /// The selection to judge: a JSON list of sample ids (select's output)
+    /// The selection to judge (select's output: ids or names, JSON or one per line); repeat to judge a union
+    #[arg(long, value_name = "PATH", required = true)]
+    pub selection: Vec<PathBuf>,
+
+    /// Samples already labeled: judged together with the selection
     #[arg(long, value_name = "PATH")]
-    pub selection: PathBuf,
+    pub labeled: Option<PathBuf>,
+
+    /// One name per sample (as given to select), so lists may use names
+    #[arg(long, value_name = "PATH")]
+    pub names: Option<PathBuf>,
+
+    /// Fail (exit 3) unless METRIC is at least VALUE, e.g. --min knn1_accuracy=0.8; repeatable
+    #[arg(long, value_name = "METRIC=VALUE", value_parser = parse_limit)]
+    pub min: Vec<(String, f64)>,
+
+    /// Fail (exit 3) unless METRIC is at most VALUE, e.g. --max coverage_mean=0.3; repeatable
+    #[arg(long, value_name = "METRIC=VALUE", value_parser = parse_limit)]
+    pub max: Vec<(String, f64)>,
 
     /// Integer class labels, one per sample (.npy) [default: the label column, if dropped]
     #[arg(long, value_name = "PATH")]
@@ -77,9 +93,25 @@ pub struct SelectArgs {
     #[arg(long, value_enum, default_value_t = MethodArg::Activeft)]
     pub method: MethodArg,
 
-    /// Write the selection to PATH (atomically) instead of stdout
+    /// Write the selection to PATH instead of stdout (whole or not at all)
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+
+    /// How to print the selection: a JSON list, or one entry per line
+    #[arg(long, value_enum, default_value_t = FormatArg::Json)]
+    pub format: FormatArg,
+
+    /// Samples already annotated (ids or names, JSON or one per line): never picked again
+    #[arg(long, value_name = "PATH")]
+    pub labeled: Option<PathBuf>,
+
+    /// Samples never to pick (they still count as part of the pool)
+    #[arg(long, value_name = "PATH")]
+    pub exclude: Option<PathBuf>,
+
+    /// One name per sample, in pool order: the output lists names, and lists may use them
+    #[arg(long, value_name = "PATH")]
+    pub names: Option<PathBuf>,
 
     /// Also write a JSON report: losses, settings, timings
     #[arg(long, value_name = "PATH")]
@@ -140,6 +172,12 @@ pub enum MethodArg {
     Random,
     Fds,
     Kmeans,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Json,
+    Lines,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -260,18 +298,41 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
         output: args.output,
         report: args.report,
         quiet: args.quiet,
+        labeled: args.labeled,
+        exclude: args.exclude,
+        names: args.names,
+        format: match args.format {
+            FormatArg::Json => config::Format::Json,
+            FormatArg::Lines => config::Format::Lines,
+        },
     })
 }
 
 fn eval_settings(args: EvalArgs) -> EvalSettings {
     EvalSettings {
         pool: config::Pool { features: args.features, label_column: args.label_column.is_some() },
-        selection: args.selection,
+        selections: args.selection,
+        labeled: args.labeled,
+        names: args.names,
         labels: args.labels,
         json: args.json,
         plot: args.plot,
         threads: args.threads.map(usize::from),
+        limits: (args.min.into_iter().map(|l| (l, true)))
+            .chain(args.max.into_iter().map(|l| (l, false)))
+            .map(|((metric, value), at_least)| config::Limit { metric, value, at_least })
+            .collect(),
     }
+}
+
+/// `METRIC=VALUE`, as `--min` and `--max` take it.
+fn parse_limit(text: &str) -> std::result::Result<(String, f64), String> {
+    let (metric, value) = text.split_once('=').ok_or("expected METRIC=VALUE, e.g. knn1_accuracy=0.8")?;
+    let value: f64 = value.trim().parse().map_err(|_| format!("'{value}' is not a number"))?;
+    if !value.is_finite() {
+        return Err(format!("'{value}' is not a finite number"));
+    }
+    Ok((metric.trim().to_string(), value))
 }
 
 /// Clap's messages span several lines (the problem, then usage hints);

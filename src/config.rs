@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
+pub use crate::io::ids::Format;
 use crate::methods::activeft::{ActiveFtParams, Init, Scheduler, ValidParams};
 
 /// One invocation of the binary.
@@ -35,6 +36,13 @@ pub struct SelectSettings {
     pub output: Option<PathBuf>,
     pub report: Option<PathBuf>,
     pub quiet: bool,
+    /// Samples already annotated (never picked again; every method takes them into account).
+    pub labeled: Option<PathBuf>,
+    /// Samples never to pick (they still count as part of the pool).
+    pub exclude: Option<PathBuf>,
+    /// One name per sample: the output lists names, and lists may use them.
+    pub names: Option<PathBuf>,
+    pub format: Format,
 }
 
 /// The method, with the settings only it uses.
@@ -97,9 +105,24 @@ impl ActiveFtSettings {
 #[derive(Debug, Clone)]
 pub struct EvalSettings {
     pub pool: Pool,
-    pub selection: PathBuf,
+    /// Selections judged together (their union).
+    pub selections: Vec<PathBuf>,
+    /// Samples already labeled, judged with the selections.
+    pub labeled: Option<PathBuf>,
+    pub names: Option<PathBuf>,
     pub labels: Option<PathBuf>,
     pub json: bool,
     pub plot: Option<PathBuf>,
     pub threads: Option<usize>,
+    /// Bounds the metrics must meet (exit 3 otherwise).
+    pub limits: Vec<Limit>,
+}
+
+/// `--min METRIC=VALUE` or `--max METRIC=VALUE`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    pub metric: String,
+    pub value: f64,
+    /// True for `--min` (the metric must be at least the value).
+    pub at_least: bool,
 }

@@ -18,6 +18,9 @@ pub enum Error {
     /// Writing a result failed (a full disk, a closed device).
     #[error("{}: {msg}", path.display())]
     Output { path: PathBuf, msg: String },
+    /// Metrics outside the bounds `eval --min/--max` set, one line each.
+    #[error("{}", .0.join("\nactiveft: "))]
+    Limits(Vec<String>),
     /// The optimisation itself went wrong; a bug or a numerical blow-up.
     #[error("{0}")]
     Internal(String),
@@ -39,11 +42,13 @@ impl Error {
     }
 
     /// 2 for anything the user can fix by changing the input or flags,
-    /// 1 for everything else: too little memory, a failed write, a bug.
+    /// 3 for metrics out of their bounds, 1 for everything else: too little
+    /// memory, a failed write, a bug.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input { .. } | Error::Usage { .. } => 2,
             Error::Memory { .. } | Error::Output { .. } | Error::Internal(_) => 1,
+            Error::Limits(_) => 3,
         }
     }
 }

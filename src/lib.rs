@@ -47,6 +47,6 @@ pub mod internals {
     pub use crate::eval::evaluate;
     pub use crate::io::npy::{load_features, load_labels};
     pub use crate::methods::activeft::{self, ActiveFtParams};
-    pub use crate::methods::{Method, run};
+    pub use crate::methods::{Method, Round, run};
     pub use crate::nearest::{Batch, Engine, Mode, dense};
 }

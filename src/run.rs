@@ -4,14 +4,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::config::{EvalSettings, InitChoice, MethodSettings, SelectSettings, Settings};
+use crate::config::{ActiveFtSettings, EvalSettings, InitChoice, Limit, MethodSettings, SelectSettings, Settings};
 use crate::error::{Error, Result};
 use crate::eval::{self, Metrics};
-use crate::io::ids::{read_index_list, selection_json};
+use crate::io::ids::{IdList, Names, selection_bytes};
 use crate::io::npy::{self, load_features, load_labels};
 use crate::io::output::{Output, check_distinct};
 use crate::io::report::{Report, ReportParams, Seconds};
-use crate::methods::{self, Method, activeft::Scheduler};
+use crate::methods::{self, Method, Round, activeft::Scheduler};
 use crate::progress;
 
 /// Runs one invocation.
@@ -36,15 +36,15 @@ fn feature_inputs(features: &[std::path::PathBuf]) -> Vec<(&'static str, &Path)>
 
 fn select(settings: &SelectSettings) -> Result<()> {
     let start = Instant::now();
-    let mut inputs = feature_inputs(&settings.pool.features);
     let init_path = match &settings.method {
-        MethodSettings::ActiveFt(a) => match &a.init {
-            InitChoice::Indices(path) => Some(path.as_path()),
-            _ => None,
-        },
+        MethodSettings::ActiveFt(ActiveFtSettings { init: InitChoice::Indices(path), .. }) => Some(path.as_path()),
         _ => None,
     };
+    let mut inputs = feature_inputs(&settings.pool.features);
     inputs.extend(init_path.map(|p| ("--init-indices", p)));
+    inputs.extend(settings.labeled.as_deref().map(|p| ("--labeled", p)));
+    inputs.extend(settings.exclude.as_deref().map(|p| ("--exclude", p)));
+    inputs.extend(settings.names.as_deref().map(|p| ("--names", p)));
     let outputs: Vec<_> = [("--output", &settings.output), ("--report", &settings.report)]
         .into_iter()
         .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
@@ -52,14 +52,32 @@ fn select(settings: &SelectSettings) -> Result<()> {
     check_distinct(&outputs, &inputs)?;
     let sink = Output::create(settings.output.as_deref())?;
     let report_file = settings.report.as_deref().map(|p| Output::create(Some(p))).transpose()?;
-    // Cheap to read, so its errors come before the pool loads.
-    let init_ids = init_path.map(read_index_list).transpose()?;
+    // Cheap to read, so their errors come before the pool loads.
+    let names = settings.names.as_deref().map(Names::read).transpose()?;
+    let list = |path: Option<&Path>| path.map(|p| IdList::read(p, names.is_some())).transpose();
+    let (labeled, excluded, init) =
+        (list(settings.labeled.as_deref())?, list(settings.exclude.as_deref())?, list(init_path)?);
     let pool = thread_pool(settings.threads)?;
     pool.install(|| {
         let mut features = load_features(&settings.pool.features, settings.pool.label_column)?.features;
         let load_seconds = start.elapsed().as_secs_f64();
         let n = features.nrows();
+        if let Some(names) = &names {
+            names.check_count(n)?;
+        }
+        let round = round(n, labeled.as_ref(), excluded.as_ref(), names.as_ref())?;
         let budget = settings.budget.resolve(n)?;
+        let left = round.eligible().len();
+        if budget > left {
+            return Err(Error::usage(
+                "--budget",
+                format!(
+                    "{budget} is more than the {left} samples left to choose from ({} labeled or excluded)",
+                    n - left
+                ),
+            ));
+        }
+        let init_ids = init.as_ref().map(|list| checked_init(list, n, names.as_ref(), &round)).transpose()?;
         let method = match &settings.method {
             MethodSettings::ActiveFt(a) => Method::ActiveFt(a.params(budget, settings.seed, n, init_ids)?),
             MethodSettings::Random => Method::Random,
@@ -72,7 +90,7 @@ fn select(settings: &SelectSettings) -> Result<()> {
             _ => 0,
         };
         let bar = progress::bar(steps as u64, settings.quiet);
-        let outcome = methods::run(&method, &mut features, budget, settings.seed, |i, loss| {
+        let outcome = methods::run(&method, &mut features, budget, settings.seed, &round, |i, loss| {
             bar.set_position(i as u64 + 1);
             bar.set_message(format!("{loss:.6}"));
         })?;
@@ -83,11 +101,15 @@ fn select(settings: &SelectSettings) -> Result<()> {
         if let Some(file) = report_file {
             let report = Report {
                 selected: outcome.selected.clone(),
+                picks: outcome.picks,
                 init: outcome.init,
                 losses: outcome.losses,
                 n,
                 dim: features.ncols(),
                 budget,
+                labeled: round.labeled.len(),
+                excluded: n - left - round.labeled.len(),
+                names: names.as_ref().map(|names| display(names.path())),
                 seed: settings.seed,
                 method: method.name(),
                 features: settings.pool.features.iter().map(|p| display(p)).collect(),
@@ -105,8 +127,45 @@ fn select(settings: &SelectSettings) -> Result<()> {
             bytes.push(b'\n');
             file.commit(&bytes)?;
         }
-        sink.commit(&selection_json(&outcome.selected))
+        sink.commit(&selection_bytes(&outcome.selected, names.as_ref(), settings.format))
     })
+}
+
+/// What came before this round, checked against the pool: labeled and
+/// excluded samples in range, each given once, and in one list only.
+fn round(n: usize, labeled: Option<&IdList>, excluded: Option<&IdList>, names: Option<&Names>) -> Result<Round> {
+    let mut round = Round::first(n);
+    if let Some(list) = labeled {
+        round.labeled = list.resolve(n, names)?;
+        for &i in &round.labeled {
+            round.taken[i] = true;
+        }
+    }
+    if let Some(list) = excluded {
+        for i in list.resolve(n, names)? {
+            if round.taken[i] {
+                let labeled = labeled.expect("only labeled samples are taken so far").path().display();
+                return Err(Error::input(
+                    list.path(),
+                    format!("sample {i} is also in the labeled samples ({labeled})"),
+                ));
+            }
+            round.taken[i] = true;
+        }
+    }
+    Ok(round)
+}
+
+/// `--init-indices`, resolved; ActiveFT's points must start at samples it may pick.
+fn checked_init(list: &IdList, n: usize, names: Option<&Names>, round: &Round) -> Result<Vec<usize>> {
+    let ids = list.resolve(n, names)?;
+    if let Some(&id) = ids.iter().find(|&&id| round.taken[id]) {
+        return Err(Error::input(
+            list.path(),
+            format!("sample {id} is labeled or excluded; points start at samples left to pick"),
+        ));
+    }
+    Ok(ids)
 }
 
 /// The report's `params`: ActiveFT's settings, or nulls for a method
@@ -150,17 +209,30 @@ fn display(path: &Path) -> String {
 
 fn evaluate(settings: &EvalSettings) -> Result<()> {
     let mut inputs = feature_inputs(&settings.pool.features);
-    inputs.push(("--selection", settings.selection.as_path()));
+    inputs.extend(settings.selections.iter().map(|p| ("--selection", p.as_path())));
+    inputs.extend(settings.labeled.as_deref().map(|p| ("--labeled", p)));
+    inputs.extend(settings.names.as_deref().map(|p| ("--names", p)));
     inputs.extend(settings.labels.as_deref().map(|p| ("--labels", p)));
     let plot: Vec<_> = settings.plot.as_deref().map(|p| ("--plot", p)).into_iter().collect();
     check_distinct(&plot, &inputs)?;
+    let has_labels = settings.labels.is_some() || settings.pool.label_column;
+    check_limits(&settings.limits, has_labels)?;
     let plot_file = settings.plot.as_deref().map(|p| Output::create(Some(p))).transpose()?;
-    let selection = read_index_list(&settings.selection)?;
+    let names = settings.names.as_deref().map(Names::read).transpose()?;
+    let lists = settings
+        .selections
+        .iter()
+        .chain(&settings.labeled)
+        .map(|p| IdList::read(p, names.is_some()))
+        .collect::<Result<Vec<_>>>()?;
     let pool = thread_pool(settings.threads)?;
     pool.install(|| {
         let loaded = load_features(&settings.pool.features, settings.pool.label_column)?;
         let n = loaded.features.nrows();
-        let selected = check_selection(&settings.selection, selection, n)?;
+        if let Some(names) = &names {
+            names.check_count(n)?;
+        }
+        let selected = union(&lists, n, names.as_ref())?;
         let labels = match (&settings.labels, &loaded.label_column) {
             (Some(path), _) => Some(checked_labels(path, load_labels(path)?, n)?),
             (None, Some(column)) => Some(integer_column(&loaded, column)?),
@@ -178,23 +250,61 @@ fn evaluate(settings: &EvalSettings) -> Result<()> {
         } else {
             table(&metrics)
         };
-        Output::create(None)?.commit(text.as_bytes())
+        Output::create(None)?.commit(text.as_bytes())?;
+        outside_limits(&metrics, &settings.limits)
     })
 }
 
-/// The selection as sorted ids, or why it cannot be judged.
-fn check_selection(path: &Path, mut ids: Vec<usize>, n: usize) -> Result<Vec<usize>> {
-    if ids.is_empty() {
-        return Err(Error::input(path, "is an empty selection"));
+/// The union of the lists (selections, then what was labeled), ascending;
+/// each list on its own must be valid, and the union not empty.
+fn union(lists: &[IdList], n: usize, names: Option<&Names>) -> Result<Vec<usize>> {
+    let mut ids = Vec::new();
+    for list in lists {
+        ids.extend(list.resolve(n, names)?);
     }
-    if let Some(&id) = ids.iter().find(|&&id| id >= n) {
-        return Err(Error::input(path, format!("sample id {id} is out of range for a pool of {n} samples")));
+    if ids.is_empty() {
+        return Err(Error::input(lists[0].path(), "is an empty selection"));
     }
     ids.sort_unstable();
-    if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::input(path, format!("sample id {} appears more than once", pair[0])));
-    }
+    ids.dedup();
     Ok(ids)
+}
+
+/// Refuses, before any work, a bound on an unknown metric or on one that
+/// needs labels when there are none.
+fn check_limits(limits: &[Limit], has_labels: bool) -> Result<()> {
+    for limit in limits {
+        let flag = if limit.at_least { "--min" } else { "--max" };
+        if !eval::METRICS.contains(&limit.metric.as_str()) {
+            let known = eval::METRICS.join(", ");
+            return Err(Error::usage(flag, format!("unknown metric '{}' (one of {known})", limit.metric)));
+        }
+        if !has_labels && eval::NEEDS_LABELS.contains(&limit.metric.as_str()) {
+            return Err(Error::usage(flag, format!("{} needs labels: give --labels or --label-column", limit.metric)));
+        }
+    }
+    Ok(())
+}
+
+/// Exit 3 with a line for each metric outside its bound.
+fn outside_limits(metrics: &Metrics, limits: &[Limit]) -> Result<()> {
+    let values = serde_json::to_value(metrics).expect("metrics serialise");
+    let mut failures = Vec::new();
+    for limit in limits {
+        let flag = if limit.at_least { "--min" } else { "--max" };
+        let Some(value) = values[&limit.metric].as_f64() else {
+            return Err(Error::usage(
+                flag,
+                format!("{} is undefined here (no unselected sample to score)", limit.metric),
+            ));
+        };
+        let met = if limit.at_least { value >= limit.value } else { value <= limit.value };
+        if !met {
+            let side = if limit.at_least { "below" } else { "above" };
+            failures.push(format!("{} is {value}, {side} the {flag} {}", limit.metric, limit.value));
+        }
+    }
+    if failures.is_empty() { Ok(()) } else { Err(Error::Limits(failures)) }
 }
 
 fn checked_labels(path: &Path, labels: Vec<i64>, n: usize) -> Result<Vec<i64>> {

@@ -15,6 +15,23 @@ use serde::Serialize;
 use crate::chunks;
 use crate::nearest::{self, Assignment, Batch};
 
+/// The metrics `eval --min/--max` may bound, as `--json` names them.
+pub const METRICS: [&str; 9] = [
+    "n",
+    "k",
+    "coverage_mean",
+    "coverage_max",
+    "classes_present",
+    "classes_total",
+    "label_entropy",
+    "knn1_accuracy",
+    "linear_accuracy",
+];
+
+/// The metrics that exist only with labels.
+pub const NEEDS_LABELS: [&str; 5] =
+    ["classes_present", "classes_total", "label_entropy", "knn1_accuracy", "linear_accuracy"];
+
 /// Every metric of `activeft eval --json`. Fractions are in [0, 1]; a metric
 /// that is undefined (no labels, or nothing to score) is null.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -163,6 +180,22 @@ mod tests {
         assert_eq!((m.knn1_accuracy, m.linear_accuracy), (None, None));
         let json = serde_json::to_value(&m).unwrap();
         assert!(json["knn1_accuracy"].is_null() && json["linear_accuracy"].is_null());
+    }
+
+    #[test]
+    fn the_metric_names_are_the_json_fields() {
+        let f = unit(array![[1.0, 0.0], [0.0, 1.0]]);
+        let json = serde_json::to_value(evaluate(f.view(), &[1], Some(&[0, 1]))).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = METRICS.to_vec();
+        let mut keys = keys.clone();
+        want.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(keys, want);
+        let without = serde_json::to_value(evaluate(f.view(), &[1], None)).unwrap();
+        for name in METRICS {
+            assert_eq!(without[name].is_null(), NEEDS_LABELS.contains(&name), "{name}");
+        }
     }
 
     #[test]

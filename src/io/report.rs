@@ -7,6 +7,9 @@ use serde::Serialize;
 pub struct Report {
     /// The selected sample ids, ascending: the same list as the selection output.
     pub selected: Vec<usize>,
+    /// The same ids in the order the method chose them (ActiveFT, kmeans:
+    /// point order of the mapping; fds, random: pick order).
+    pub picks: Vec<usize>,
     /// The sample ids the points started at, in point order.
     pub init: Vec<usize>,
     /// The loss evaluated before each iteration's update, one per iteration.
@@ -17,6 +20,12 @@ pub struct Report {
     pub dim: usize,
     /// Number of samples selected.
     pub budget: usize,
+    /// Samples already labeled (`--labeled`), taken into account and not picked.
+    pub labeled: usize,
+    /// Samples excluded from picking (`--exclude`).
+    pub excluded: usize,
+    /// The names file, if the selection was written as names.
+    pub names: Option<String>,
     /// The seed for initialisation and batches.
     pub seed: u64,
     /// The selection method.

@@ -11,7 +11,7 @@ use rand::RngExt;
 use rand::rngs::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
-use super::Outcome;
+use super::{Outcome, Round};
 use crate::chunks;
 use crate::error::Result;
 use crate::linalg::dot;
@@ -20,33 +20,38 @@ use crate::nearest::{Engine, Mode, group_by_point};
 /// Lloyd iterations at most (the loop also stops when no assignment changes).
 pub const MAX_ITERATIONS: usize = 100;
 
-/// Clusters unit-norm `features` into `k` groups, then maps each centre, in
-/// seeding order, to its most similar untaken sample. `on_iteration(i,
-/// objective)` follows the Lloyd iterations.
+/// Clusters unit-norm `features` into `k` groups after `round` (its labeled
+/// samples are fixed centres: seeded around, never moved), then maps each
+/// free centre, in seeding order, to its most similar sample not taken.
+/// `on_iteration(i, objective)` follows the Lloyd iterations.
 pub fn select(
     features: &mut Array2<f32>,
     k: usize,
+    round: &Round,
     rng: &mut Xoshiro256PlusPlus,
     mut on_iteration: impl FnMut(usize, f64),
 ) -> Result<Outcome> {
     let start = Instant::now();
-    let n = features.nrows();
-    let seeds = plus_plus_seeds(features.view(), k, rng);
-    let mut centres = features.select(Axis(0), &seeds);
-    let mut engine = Engine::new(features, k, Mode::Pruned)?;
-    let objective = lloyd(&mut engine, &mut centres, &mut on_iteration);
+    let seeds = plus_plus_seeds(features.view(), k, round, rng);
+    let all: Vec<usize> = seeds.iter().chain(&round.labeled).copied().collect();
+    let mut centres = features.select(Axis(0), &all);
+    let mut engine = Engine::new(features, all.len(), Mode::Pruned)?;
+    let objective = lloyd(&mut engine, &mut centres, k, &mut on_iteration);
     let optimize_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let (mut selected, work) = engine.map(centres.view(), k, vec![false; n]);
-    selected.sort_unstable();
-    let map_seconds = start.elapsed().as_secs_f64();
-    Ok(Outcome { selected, init: seeds, losses: objective, optimize_seconds, map_seconds, work })
+    let (picks, work) = engine.map(centres.view(), k, round.taken.clone());
+    Ok(Outcome::new(picks, seeds, objective, optimize_seconds, start.elapsed().as_secs_f64(), work))
 }
 
-/// Lloyd iterations from `centres` until no assignment changes (or
-/// [`MAX_ITERATIONS`]); returns the mean cosine distance of the samples to
-/// their centres at each iteration.
-fn lloyd(engine: &mut Engine, centres: &mut Array2<f32>, on_iteration: &mut impl FnMut(usize, f64)) -> Vec<f64> {
+/// Lloyd iterations from `centres` (the first `free` move, the rest are
+/// fixed) until no assignment changes (or [`MAX_ITERATIONS`]); returns the
+/// mean cosine distance of the samples to their centres at each iteration.
+fn lloyd(
+    engine: &mut Engine,
+    centres: &mut Array2<f32>,
+    free: usize,
+    on_iteration: &mut impl FnMut(usize, f64),
+) -> Vec<f64> {
     let mut previous: Option<Vec<usize>> = None;
     let mut objective = Vec::new();
     for i in 0..MAX_ITERATIONS {
@@ -57,18 +62,20 @@ fn lloyd(engine: &mut Engine, centres: &mut Array2<f32>, on_iteration: &mut impl
         if previous.as_ref() == Some(&assignment.point) {
             break;
         }
-        update_centres(engine.features(), &assignment.point, centres);
+        update_centres(engine.features(), &assignment.point, centres, free);
         previous = Some(assignment.point);
     }
     objective
 }
 
-/// Each centre becomes the normalised mean of its members (summed in f64 in
-/// sample order); a centre with no members, or whose members cancel out,
-/// stays where it is.
-fn update_centres(features: ArrayView2<f32>, point_of: &[usize], centres: &mut Array2<f32>) {
-    let members = group_by_point(point_of, centres.nrows());
-    centres.axis_iter_mut(Axis(0)).into_par_iter().zip(members).for_each(|(mut centre, members)| {
+/// Each of the first `free` centres becomes the normalised mean of its
+/// members (summed in f64 in sample order); a centre with no members, or
+/// whose members cancel out, stays where it is, and so do the fixed ones.
+fn update_centres(features: ArrayView2<f32>, point_of: &[usize], centres: &mut Array2<f32>, free: usize) {
+    let mut members = group_by_point(point_of, centres.nrows());
+    members.truncate(free);
+    let mut moving = centres.slice_mut(ndarray::s![..free, ..]);
+    moving.axis_iter_mut(Axis(0)).into_par_iter().zip(members).for_each(|(mut centre, members)| {
         let mut sum = vec![0.0; features.ncols()];
         for i in members {
             crate::linalg::add_scaled(&mut sum, 1.0, features.row(i).as_slice().expect("features are contiguous"));
@@ -80,41 +87,60 @@ fn update_centres(features: ArrayView2<f32>, point_of: &[usize], centres: &mut A
     });
 }
 
-/// k-means++ under cosine distance: the first seed uniformly, each next one
-/// with probability proportional to `1 − cos` to its nearest seed (the
-/// squared Euclidean distance between unit vectors, halved).
-pub fn plus_plus_seeds(features: ArrayView2<f32>, k: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {
-    let n = features.nrows();
-    let mut seeds = vec![rng.random_range(0..n)];
-    let mut distance = vec![f64::INFINITY; n];
-    while seeds.len() < k {
-        let newest = *seeds.last().unwrap();
-        // A seed is at distance 0 from itself, whatever rounding says.
-        distance[newest] = 0.0;
-        let last = features.row(newest);
-        let last = last.as_slice().expect("features are contiguous");
-        // Update distances and sum them per fixed chunk, in parallel.
-        let sums: Vec<f64> = distance
-            .par_chunks_mut(chunks::SWEEP)
-            .enumerate()
-            .map(|(c, chunk)| {
-                let mut sum = 0.0;
-                for (j, d) in chunk.iter_mut().enumerate() {
-                    let sim = dot(features.row(c * chunks::SWEEP + j).as_slice().expect("contiguous"), last);
+/// k-means++ under cosine distance: `k` new seeds among the samples `round`
+/// does not mark taken, the first uniformly (when nothing is labeled), each
+/// next one with probability proportional to `1 − cos` to its nearest seed
+/// or labeled sample (the squared Euclidean distance between unit vectors,
+/// halved). Returns the new seeds in order.
+pub fn plus_plus_seeds(features: ArrayView2<f32>, k: usize, round: &Round, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {
+    let start = round.labeled.len();
+    let mut seeds = round.labeled.clone();
+    if seeds.is_empty() {
+        let eligible = round.eligible();
+        seeds.push(eligible[rng.random_range(0..eligible.len())]);
+    }
+    // A taken sample weighs nothing in the draws.
+    let mut distance: Vec<f64> = round.taken.iter().map(|&t| if t { 0.0 } else { f64::INFINITY }).collect();
+    for newest in 1..seeds.len() {
+        nearer(features, seeds[newest - 1], &round.taken, &mut distance);
+    }
+    while seeds.len() < start + k {
+        let newest = *seeds.last().expect("a seed or a labeled sample");
+        let sums = nearer(features, newest, &round.taken, &mut distance);
+        seeds.push(draw(&distance, &sums, &seeds, &round.taken, rng));
+    }
+    seeds.split_off(start)
+}
+
+/// Brings each eligible sample's distance to its nearest seed up to date
+/// with seed `newest`; returns the distances' sums per chunk.
+fn nearer(features: ArrayView2<f32>, newest: usize, taken: &[bool], distance: &mut [f64]) -> Vec<f64> {
+    // A seed is at distance 0 from itself, whatever rounding says.
+    distance[newest] = 0.0;
+    let last = features.row(newest);
+    let last = last.as_slice().expect("features are contiguous");
+    distance
+        .par_chunks_mut(chunks::SWEEP)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let mut sum = 0.0;
+            for (j, d) in chunk.iter_mut().enumerate() {
+                let i = c * chunks::SWEEP + j;
+                if !taken[i] {
+                    let sim = dot(features.row(i).as_slice().expect("contiguous"), last);
                     *d = d.min((1.0 - f64::from(sim)).max(0.0));
                     sum += *d;
                 }
-                sum
-            })
-            .collect();
-        seeds.push(draw(&distance, &sums, &seeds, rng));
-    }
-    seeds
+            }
+            sum
+        })
+        .collect()
 }
 
 /// A sample drawn with probability proportional to `weight`; if every weight
-/// is zero (all remaining samples duplicate a seed), the lowest unused id.
-fn draw(weight: &[f64], chunk_sums: &[f64], used: &[usize], rng: &mut Xoshiro256PlusPlus) -> usize {
+/// is zero (all remaining samples duplicate a seed), the lowest id neither
+/// used nor taken.
+fn draw(weight: &[f64], chunk_sums: &[f64], used: &[usize], taken: &[bool], rng: &mut Xoshiro256PlusPlus) -> usize {
     let total: f64 = chunk_sums.iter().sum();
     if total > 0.0 {
         let mut target = rng.random::<f64>() * total;
@@ -135,7 +161,7 @@ fn draw(weight: &[f64], chunk_sums: &[f64], used: &[usize], rng: &mut Xoshiro256
             return i;
         }
     }
-    (0..weight.len()).find(|i| !used.contains(i)).expect("k <= n leaves an unused sample")
+    (0..weight.len()).find(|&i| !used.contains(&i) && !taken[i]).expect("the budget fits in the samples left")
 }
 
 #[cfg(test)]
@@ -148,8 +174,9 @@ mod tests {
     }
 
     /// Lloyd's algorithm written out literally: every sample against every
-    /// centre, ties to the lowest centre, centres as normalised means.
-    fn slow_lloyd(f: &Array2<f32>, mut centres: Array2<f32>) -> Array2<f32> {
+    /// centre, ties to the lowest centre, the first `free` centres as
+    /// normalised means (the others never move).
+    fn slow_lloyd(f: &Array2<f32>, mut centres: Array2<f32>, free: usize) -> Array2<f32> {
         let mut previous: Option<Vec<usize>> = None;
         for _ in 0..MAX_ITERATIONS {
             let point: Vec<usize> = f
@@ -164,7 +191,7 @@ mod tests {
             if previous.as_ref() == Some(&point) {
                 break;
             }
-            for (c, mut centre) in centres.rows_mut().into_iter().enumerate() {
+            for (c, mut centre) in centres.rows_mut().into_iter().enumerate().take(free) {
                 let mut sum = vec![0.0f64; f.ncols()];
                 for i in (0..f.nrows()).filter(|&i| point[i] == c) {
                     for (s, &v) in sum.iter_mut().zip(f.row(i)) {
@@ -185,21 +212,50 @@ mod tests {
     fn lloyd_matches_the_literal_algorithm() {
         for (n, d, k, seed) in [(400, 5, 6, 1), (1000, 12, 25, 2), (60, 3, 60, 3)] {
             let f = blobs(n, d, 8, seed);
-            let seeds = plus_plus_seeds(f.view(), k, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
+            let round = Round::first(n);
+            let seeds = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
             let mut centres = f.select(Axis(0), &seeds);
             let mut pool = f.clone();
             let mut engine = Engine::new(&mut pool, k, Mode::Pruned).unwrap();
-            let objective = lloyd(&mut engine, &mut centres, &mut |_, _| {});
-            assert_eq!(centres, slow_lloyd(&f, f.select(Axis(0), &seeds)));
+            let objective = lloyd(&mut engine, &mut centres, k, &mut |_, _| {});
+            assert_eq!(centres, slow_lloyd(&f, f.select(Axis(0), &seeds), k));
             assert!(objective.windows(2).all(|w| w[1] <= w[0] + 1e-9), "{objective:?}");
+        }
+    }
+
+    #[test]
+    fn labeled_samples_are_fixed_centres_and_taken_ones_never_seeds() {
+        for (n, d, k, seed) in [(600, 5, 6, 1), (1500, 12, 20, 2)] {
+            let f = blobs(n, d, 8, seed);
+            let labeled: Vec<usize> = (0..n).filter(|i| i % 97 == 3).collect();
+            let mut taken = vec![false; n];
+            for i in (0..n).filter(|i| i % 5 == 0).chain(labeled.iter().copied()) {
+                taken[i] = true;
+            }
+            let round = Round { labeled: labeled.clone(), taken: taken.clone() };
+            let seeds = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
+            assert_eq!(seeds.len(), k);
+            assert!(seeds.iter().all(|&s| !taken[s]), "{seeds:?}");
+            let all: Vec<usize> = seeds.iter().chain(&labeled).copied().collect();
+            let mut centres = f.select(Axis(0), &all);
+            let mut pool = f.clone();
+            let mut engine = Engine::new(&mut pool, all.len(), Mode::Pruned).unwrap();
+            lloyd(&mut engine, &mut centres, k, &mut |_, _| {});
+            assert_eq!(centres, slow_lloyd(&f, f.select(Axis(0), &all), k));
+            assert_eq!(centres.slice(ndarray::s![k.., ..]), f.select(Axis(0), &labeled));
+            // The whole method: free centres map to samples not taken.
+            let mut pool = f.clone();
+            let outcome = select(&mut pool, k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed), |_, _| {});
+            assert!(outcome.unwrap().selected.iter().all(|&s| !taken[s]));
         }
     }
 
     #[test]
     fn seeds_are_distinct_spread_and_seeded() {
         let f = blobs(2000, 8, 10, 4);
-        let a = plus_plus_seeds(f.view(), 10, &mut Xoshiro256PlusPlus::seed_from_u64(7));
-        let b = plus_plus_seeds(f.view(), 10, &mut Xoshiro256PlusPlus::seed_from_u64(7));
+        let round = Round::first(2000);
+        let a = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7));
+        let b = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7));
         assert_eq!(a, b);
         let mut clusters: Vec<usize> = a.iter().map(|i| i % 10).collect();
         clusters.sort_unstable();
@@ -207,7 +263,7 @@ mod tests {
         assert!(clusters.len() >= 8, "k-means++ should cover most blobs: {clusters:?}");
         // All samples identical: weights vanish, seeds are still distinct.
         let same = Array2::from_elem((5, 3), 3f32.sqrt().recip());
-        let mut seeds = plus_plus_seeds(same.view(), 5, &mut Xoshiro256PlusPlus::seed_from_u64(1));
+        let mut seeds = plus_plus_seeds(same.view(), 5, &Round::first(5), &mut Xoshiro256PlusPlus::seed_from_u64(1));
         seeds.sort_unstable();
         assert_eq!(seeds, vec![0, 1, 2, 3, 4]);
     }

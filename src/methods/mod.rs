@@ -43,11 +43,35 @@ impl Method {
     }
 }
 
+/// What came before this round: the samples already labeled (in the order
+/// given) and which samples may not be picked (labeled or excluded). Every
+/// sample still counts as part of the pool's distribution.
+#[derive(Debug, Clone)]
+pub struct Round {
+    pub labeled: Vec<usize>,
+    pub taken: Vec<bool>,
+}
+
+impl Round {
+    /// A first round over `n` samples: nothing labeled, nothing excluded.
+    pub fn first(n: usize) -> Self {
+        Round { labeled: Vec::new(), taken: vec![false; n] }
+    }
+
+    /// The samples that may be picked, ascending.
+    pub fn eligible(&self) -> Vec<usize> {
+        (0..self.taken.len()).filter(|&i| !self.taken[i]).collect()
+    }
+}
+
 /// What a run produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The selected sample ids, ascending.
     pub selected: Vec<usize>,
+    /// The same ids in the order the method chose them (ActiveFT and
+    /// k-means: point order of the mapping; fds and random: pick order).
+    pub picks: Vec<usize>,
     /// The sample ids the method started from (ActiveFT's initial points,
     /// k-means' seeds, farthest-point sampling's picks in order).
     pub init: Vec<usize>,
@@ -60,29 +84,45 @@ pub struct Outcome {
     pub work: Work,
 }
 
-/// Runs `method` for `budget` samples with `seed`. `on_iteration(i,
-/// objective)` reports progress. The rows of `features` may be reordered in
-/// memory while it runs; they are back in file order when it returns.
+/// Runs `method` for `budget` new samples with `seed`, after `round`.
+/// `on_iteration(i, objective)` reports progress. The rows of `features`
+/// may be reordered in memory while it runs; they are back in file order
+/// when it returns.
 pub fn run(
     method: &Method,
     features: &mut Array2<f32>,
     budget: usize,
     seed: u64,
+    round: &Round,
     on_iteration: impl FnMut(usize, f64),
 ) -> Result<Outcome> {
-    let n = features.nrows();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let start = Instant::now();
-    let (mut selected, init) = match method {
-        Method::ActiveFt(params) => return activeft::select(features, params, Mode::Pruned, on_iteration),
-        Method::KMeans => return kmeans::select(features, budget, &mut rng, on_iteration),
-        Method::Random => (activeft::init::random(n, budget, &mut rng), Vec::new()),
+    let (picks, init) = match method {
+        Method::ActiveFt(params) => return activeft::select(features, params, round, Mode::Pruned, on_iteration),
+        Method::KMeans => return kmeans::select(features, budget, round, &mut rng, on_iteration),
+        Method::Random => (activeft::init::random_from(&round.eligible(), budget, &mut rng), Vec::new()),
         Method::Fds => {
-            let picks = fds::farthest_point(features.view(), budget, &mut rng);
+            let picks = fds::farthest_point(features.view(), budget, round, &mut rng);
             (picks.clone(), picks)
         }
     };
-    selected.sort_unstable();
     let optimize_seconds = start.elapsed().as_secs_f64();
-    Ok(Outcome { selected, init, losses: Vec::new(), optimize_seconds, map_seconds: 0.0, work: Work::default() })
+    Ok(Outcome::new(picks, init, Vec::new(), optimize_seconds, 0.0, Work::default()))
+}
+
+impl Outcome {
+    /// An outcome from the picks in the order chosen.
+    pub fn new(
+        picks: Vec<usize>,
+        init: Vec<usize>,
+        losses: Vec<f64>,
+        optimize_seconds: f64,
+        map_seconds: f64,
+        work: Work,
+    ) -> Self {
+        let mut selected = picks.clone();
+        selected.sort_unstable();
+        Outcome { selected, picks, init, losses, optimize_seconds, map_seconds, work }
+    }
 }

@@ -27,18 +27,33 @@ pub use super::point_term::{PointTerm, point_term};
 use crate::chunks;
 use crate::nearest::{Assignment, Batch, group_by_point};
 
-/// The learnable points in the forms the objective needs.
+/// The points in the forms the objective needs: the learnable ones first,
+/// then the fixed ones (already labeled samples), which never move.
 pub struct Points {
     pub unit: Array2<f64>,
     pub unit32: Array2<f32>,
     pub norms: Vec<f64>,
+    /// How many come first and learn.
+    pub free: usize,
 }
 
 impl Points {
+    /// Learnable points only.
     pub fn new(raw: &Array2<f64>) -> Self {
-        let (unit, norms) = crate::linalg::normalize_rows(raw);
-        let unit32 = unit.mapv(|x| x as f32);
-        Points { unit, unit32, norms }
+        Points::with_fixed(raw, ArrayView2::from_shape((0, raw.ncols()), &[]).expect("an empty view"))
+    }
+
+    /// Learnable points from `raw`, followed by `fixed` unit rows as they are.
+    pub fn with_fixed(raw: &Array2<f64>, fixed: ArrayView2<f32>) -> Self {
+        let (mut unit, mut norms) = crate::linalg::normalize_rows(raw);
+        let mut unit32 = unit.mapv(|x| x as f32);
+        let free = raw.nrows();
+        if fixed.nrows() > 0 {
+            unit.append(Axis(0), fixed.mapv(f64::from).view()).expect("same width");
+            unit32.append(Axis(0), fixed).expect("same width");
+            norms.resize(free + fixed.nrows(), 1.0);
+        }
+        Points { unit, unit32, norms, free }
     }
 }
 

@@ -28,7 +28,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 pub use errors::ParamError;
 pub use params::{ActiveFtParams, Init, Scheduler, ValidParams};
 
-use super::Outcome;
+use super::{Outcome, Round};
 use crate::error::Result;
 use crate::linalg::add_scaled;
 use crate::nearest::{Batch, Engine, Mode};
@@ -44,12 +44,17 @@ struct PointSums {
     loss: f64,
 }
 
-/// Runs ActiveFT on unit-norm `features`. `on_iteration(i, loss)` is called
-/// after every iteration, for progress reporting. The rows may be reordered
-/// in memory while it runs; they are back in file order when it returns.
+/// Runs ActiveFT on unit-norm `features` after `round`: each labeled sample
+/// is a fixed point at its feature (it serves the samples nearest to it and
+/// pushes the learnable points away, but never moves), the `budget`
+/// learnable points start at and map to samples not taken. `on_iteration(i,
+/// loss)` is called after every iteration, for progress reporting. The rows
+/// may be reordered in memory while it runs; they are back in file order
+/// when it returns.
 pub fn select(
     features: &mut Array2<f32>,
     params: &ValidParams,
+    round: &Round,
     mode: Mode,
     mut on_iteration: impl FnMut(usize, f64),
 ) -> Result<Outcome> {
@@ -59,13 +64,14 @@ pub fn select(
     let mut init_rng = Xoshiro256PlusPlus::seed_from_u64(params.seed);
     let mut batch_rng = Xoshiro256PlusPlus::seed_from_u64(params.seed ^ 0x9E37_79B9_7F4A_7C15);
     let init_ids = match &params.init {
-        Init::Random => init::random(n, params.budget, &mut init_rng),
-        Init::Fps => init::farthest_point(features.view(), params.budget, &mut init_rng),
+        Init::Random => init::random_from(&round.eligible(), params.budget, &mut init_rng),
+        Init::Fps => init::farthest_point(features.view(), params.budget, round, &mut init_rng),
         Init::Indices(ids) => ids.clone(),
     };
     let mut raw: Array2<f64> = features.select(Axis(0), &init_ids).mapv(f64::from);
+    let fixed = features.select(Axis(0), &round.labeled);
     let mut adam = optim::Adam::new(raw.dim());
-    let mut engine = Engine::new(features, params.budget, mode)?;
+    let mut engine = Engine::new(features, params.budget + fixed.nrows(), mode)?;
     let objective = SampleLoss::new(params.temperature, params.balance);
     let mut losses = Vec::with_capacity(params.iterations);
     for i in 0..params.iterations {
@@ -73,7 +79,7 @@ pub fn select(
             None => Batch::All(n),
             Some(b) => Batch::Subset(init::random(n, b, &mut batch_rng)),
         };
-        let points = Points::new(&raw);
+        let points = Points::with_fixed(&raw, fixed.view());
         let term = loss::point_term(points.unit32.view(), params.temperature);
         let (loss, gradient) = evaluate(&mut engine, &batch, &points, &term, objective);
         losses.push(loss);
@@ -84,15 +90,15 @@ pub fn select(
     let optimize_seconds = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
-    let points = Points::new(&raw);
-    let (mut selected, work) = engine.map(points.unit32.view(), params.budget, vec![false; n]);
-    selected.sort_unstable();
-    Ok(Outcome { selected, init: init_ids, losses, optimize_seconds, map_seconds: start.elapsed().as_secs_f64(), work })
+    let points = Points::with_fixed(&raw, fixed.view());
+    let (picks, work) = engine.map(points.unit32.view(), params.budget, round.taken.clone());
+    Ok(Outcome::new(picks, init_ids, losses, optimize_seconds, start.elapsed().as_secs_f64(), work))
 }
 
-/// The loss and its gradient with respect to the raw points, in one visit
-/// of the batch: each sample adds its loss term and its share of its
-/// point's gradient while its row is in cache.
+/// The loss and its gradient with respect to the learnable raw points, in
+/// one visit of the batch: each sample adds its loss term and its share of
+/// its point's gradient while its row is in cache. Fixed points get no
+/// gradient (the samples they serve only add to the loss).
 pub fn evaluate(
     engine: &mut Engine,
     batch: &Batch,
@@ -115,8 +121,9 @@ pub fn evaluate(
     );
     let loss = sums.iter().map(|s| s.loss).sum::<f64>() / batch.size() as f64;
     let scale = 1.0 / (objective.temperature() * batch.size() as f64);
-    let mut gradient = Array2::<f64>::zeros(points.unit.dim());
-    gradient.axis_iter_mut(Axis(0)).into_par_iter().zip(sums).enumerate().for_each(|(point, (mut g, sums))| {
+    let mut gradient = Array2::<f64>::zeros((points.free, dim));
+    let learnable = sums.into_iter().take(points.free).collect::<Vec<_>>();
+    gradient.axis_iter_mut(Axis(0)).into_par_iter().zip(learnable).enumerate().for_each(|(point, (mut g, sums))| {
         g.as_slice_mut().expect("gradient rows are contiguous").copy_from_slice(&sums.acc);
         finish_gradient(g, sums.weight, point, term, points, scale);
     });
@@ -135,19 +142,30 @@ mod tests {
         fn pruned_engine_equals_dense_engine(
             n in 30usize..600, d in 2usize..20, clusters in 1usize..12, budget_frac in 0.02f64..0.3,
             low_t in proptest::bool::ANY, grid in proptest::bool::ANY, batch in proptest::bool::ANY, seed in 0u64..500,
+            labeled_every in 0usize..12, excluded_every in 0usize..9, fps in proptest::bool::ANY,
         ) {
             let features = crate::testing::clustered(n, d, clusters, 0.4, grid, seed);
-            let mut params = ActiveFtParams::new(((n as f64 * budget_frac) as usize).max(1));
+            // A second round: every m-th sample labeled, every other m-th excluded (0: none).
+            let every = |m: usize, offset: usize| (0..n).filter(move |i| m > 0 && i % m == offset);
+            let mut round = Round::first(n);
+            round.labeled = every(labeled_every, 1).collect();
+            for i in round.labeled.iter().copied().chain(every(excluded_every, 2)) {
+                round.taken[i] = true;
+            }
+            let left = round.eligible().len();
+            let mut params = ActiveFtParams::new(((left as f64 * budget_frac) as usize).max(1));
             params.iterations = 25;
+            params.init = if fps { Init::Fps } else { Init::Random };
             params.temperature = if low_t { 0.005 } else { 0.07 };
             params.batch_size = batch.then_some(n / 2);
             params.seed = seed;
             let params = params.check(n).unwrap();
             let mut a = features.clone();
             let mut b = features.clone();
-            let dense = select(&mut a, &params, Mode::Dense, |_, _| {}).unwrap();
-            let pruned = select(&mut b, &params, Mode::Pruned, |_, _| {}).unwrap();
+            let dense = select(&mut a, &params, &round, Mode::Dense, |_, _| {}).unwrap();
+            let pruned = select(&mut b, &params, &round, Mode::Pruned, |_, _| {}).unwrap();
             prop_assert_eq!(&dense.selected, &pruned.selected);
+            prop_assert!(pruned.selected.iter().chain(&pruned.init).all(|&i| !round.taken[i]));
             for (x, y) in dense.losses.iter().zip(&pruned.losses) {
                 prop_assert!((x - y).abs() <= 1e-5, "{} vs {}", x, y);
             }
@@ -158,24 +176,27 @@ mod tests {
 
     /// One visit's loss and gradient against the oracle's assignment plus the
     /// literal loss and gradient, along a random walk of the points.
-    fn agrees_with_the_oracle(n: usize, k: usize, d: usize, t: f64, batch: Option<usize>, seed: u64) {
+    /// The last `fixed` points are samples of the pool that never move.
+    fn agrees_with_the_oracle(n: usize, k: usize, d: usize, t: f64, batch: Option<usize>, seed: u64, fixed: usize) {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let original = crate::testing::unit_rows(n, d, &mut rng, None);
         let mut features = original.clone();
         let mut raw = crate::testing::unit_rows(k, d, &mut rng, None).mapv(f64::from) * 1.3;
+        let labeled: Vec<usize> = (0..fixed).map(|i| i * 7 % n).collect();
+        let fixed_rows = original.select(Axis(0), &labeled);
         let objective = SampleLoss::new(t, 0.8);
-        let mut engine = Engine::new(&mut features, k, Mode::Pruned).unwrap();
+        let mut engine = Engine::new(&mut features, k + fixed, Mode::Pruned).unwrap();
         for _ in 0..10 {
             let batch = match batch {
                 Some(b) => Batch::Subset(rand::seq::index::sample(&mut rng, n, b).into_vec()),
                 None => Batch::All(n),
             };
-            let points = Points::new(&raw);
+            let points = Points::with_fixed(&raw, fixed_rows.view());
             let term = loss::point_term(points.unit32.view(), t);
             let (fast_loss, fast_gradient) = evaluate(&mut engine, &batch, &points, &term, objective);
             let assignment = crate::nearest::dense(original.view(), &batch, points.unit32.view());
-            let (loss, gradient) =
-                loss::loss_and_gradient(original.view(), &batch, &assignment, &term, &points, t, 0.8);
+            let (loss, all) = loss::loss_and_gradient(original.view(), &batch, &assignment, &term, &points, t, 0.8);
+            let gradient = all.slice(ndarray::s![..k, ..]).to_owned();
             assert!((fast_loss - loss).abs() <= 1e-12 * loss.abs(), "{fast_loss} vs {loss}");
             let scale = gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
             let worst = (&fast_gradient - &gradient).iter().fold(0.0f64, |m, g| m.max(g.abs()));
@@ -187,9 +208,11 @@ mod tests {
 
     #[test]
     fn one_visit_gives_the_oracles_loss_and_gradient() {
-        agrees_with_the_oracle(2000, 30, 12, 0.07, None, 1);
-        agrees_with_the_oracle(1500, 80, 6, 0.005, None, 2);
-        agrees_with_the_oracle(1200, 20, 10, 0.1, Some(500), 3);
-        agrees_with_the_oracle(300, 1, 5, 0.07, None, 4);
+        agrees_with_the_oracle(2000, 30, 12, 0.07, None, 1, 0);
+        agrees_with_the_oracle(1500, 80, 6, 0.005, None, 2, 0);
+        agrees_with_the_oracle(1200, 20, 10, 0.1, Some(500), 3, 0);
+        agrees_with_the_oracle(300, 1, 5, 0.07, None, 4, 0);
+        agrees_with_the_oracle(2000, 25, 8, 0.07, None, 5, 40);
+        agrees_with_the_oracle(900, 10, 6, 0.05, Some(400), 6, 15);
     }
 }
