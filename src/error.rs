@@ -59,10 +59,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// needs the room: large buffers are reserved fallibly, so a pool too big
 /// for the machine ends in one line instead of an abort.
 pub fn filled<T: Clone>(len: usize, value: T, what: &'static str) -> Result<Vec<T>> {
+    let mut v = reserved(len, what)?;
+    v.resize(len, value);
+    Ok(v)
+}
+
+/// An empty vector with room for `len` values, reserved as in [`filled`].
+pub fn reserved<T>(len: usize, what: &'static str) -> Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(len)
         .map_err(|_| Error::Memory { what, bytes: len as u128 * std::mem::size_of::<T>() as u128 })?;
-    v.resize(len, value);
     Ok(v)
 }
 

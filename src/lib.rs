@@ -45,7 +45,8 @@ pub fn main() -> i32 {
 #[doc(hidden)]
 pub mod internals {
     pub use crate::eval::evaluate;
-    pub use crate::io::npy::{load_features, load_labels};
+    pub use crate::io::features::load_features;
+    pub use crate::io::npy::load_labels;
     pub use crate::methods::activeft::{self, ActiveFtParams};
     pub use crate::methods::{Method, Round, run};
     pub use crate::nearest::{Batch, Engine, Mode, dense};

@@ -7,8 +7,9 @@ use std::time::Instant;
 use crate::config::{ActiveFtSettings, EvalSettings, InitChoice, Limit, MethodSettings, SelectSettings, Settings};
 use crate::error::{Error, Result};
 use crate::eval::{self, Metrics};
+use crate::io::features::{self, load_features};
 use crate::io::ids::{IdList, Names, selection_bytes};
-use crate::io::npy::{self, load_features, load_labels};
+use crate::io::npy::load_labels;
 use crate::io::output::{Output, check_distinct};
 use crate::io::report::{Report, ReportParams, Seconds};
 use crate::methods::{self, Method, Round, activeft::Scheduler};
@@ -59,7 +60,8 @@ fn select(settings: &SelectSettings) -> Result<()> {
         (list(settings.labeled.as_deref())?, list(settings.exclude.as_deref())?, list(init_path)?);
     let pool = thread_pool(settings.threads)?;
     pool.install(|| {
-        let mut features = load_features(&settings.pool.features, settings.pool.label_column)?.features;
+        let loaded = load_features(&settings.pool.features, settings.pool.label_column)?;
+        let (mut features, provenance) = (loaded.features, loaded.provenance);
         let load_seconds = start.elapsed().as_secs_f64();
         let n = features.nrows();
         if let Some(names) = &names {
@@ -112,7 +114,7 @@ fn select(settings: &SelectSettings) -> Result<()> {
                 names: names.as_ref().map(|names| display(names.path())),
                 seed: settings.seed,
                 method: method.name(),
-                features: settings.pool.features.iter().map(|p| display(p)).collect(),
+                features: provenance,
                 params: report_params(settings, &method, n),
                 seconds: Seconds {
                     load: load_seconds,
@@ -315,7 +317,7 @@ fn checked_labels(path: &Path, labels: Vec<i64>, n: usize) -> Result<Vec<i64>> {
 }
 
 /// The dropped label column as integers; a bad value is named by its file and row.
-fn integer_column(pool: &npy::Pool, column: &[f32]) -> Result<Vec<i64>> {
+fn integer_column(pool: &features::Pool, column: &[f32]) -> Result<Vec<i64>> {
     column
         .iter()
         .enumerate()

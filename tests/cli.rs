@@ -254,7 +254,7 @@ fn bad_feature_files_are_named_with_the_problem() {
     fails_with(&budget, &[&at("text.npy")], &["text.npy", "not an .npy file"]);
     fails_with(&budget, &[dir.path()], &["directory"]);
 
-    for (descr, word) in [("<i8", "integers"), ("<c16", "complex"), ("|O", "objects"), ("<f2", "float")] {
+    for (descr, word) in [("<i8", "integers"), ("<c16", "complex"), ("|O", "objects"), ("<f16", "float")] {
         write_npy_raw(&at("dtype.npy"), descr, false, "(2, 2)", &[0u8; 64]);
         fails_with(&budget, &[&at("dtype.npy")], &["dtype.npy", descr, word]);
     }

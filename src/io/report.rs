@@ -30,8 +30,9 @@ pub struct Report {
     pub seed: u64,
     /// The selection method.
     pub method: &'static str,
-    /// The feature files, in the order they were concatenated.
-    pub features: Vec<String>,
+    /// The feature inputs, in the order they were concatenated: each one's
+    /// path, size in bytes and BLAKE3 hash, computed as it was read.
+    pub features: Vec<crate::io::source::Provenance>,
     /// Every setting the run used.
     pub params: ReportParams,
     /// Wall-clock time of each phase.

@@ -1,0 +1,312 @@
+//! Reading feature arrays into the pool: one `f32` matrix of unit rows.
+//!
+//! `ndarray-npy` reads a whole array of one fixed element type; this reader
+//! exists for what it cannot do: the pool may be larger than memory allows
+//! twice over, comes as float16, float32 or float64, in either byte order
+//! and memory order, in several shards (files, standard input, `.npz`
+//! members), sometimes with a label column. So rows are read in chunks
+//! straight into the one matrix, checked (a NaN is reported by file and
+//! row) and L2-normalised on the way.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+use super::npy::{Dtype, Header, float_dtype, read_header, shape_text};
+use super::source::{CHUNK_BYTES, Data, Provenance, Source, reason};
+use crate::error::{Error, Result, reserved};
+
+/// The longest header accepted from a stream, whose length is unknown.
+const STREAM_HEADER_LIMIT: u64 = 1 << 20;
+
+/// A loaded pool: unit-norm features and, when a label column was dropped, its values.
+pub struct Pool {
+    pub features: Array2<f32>,
+    pub label_column: Option<Vec<f32>>,
+    /// Each input's size and hash, in order.
+    pub provenance: Vec<Provenance>,
+    /// Each shard's path and first row in the pool, for messages about a row.
+    shards: Vec<Rows>,
+}
+
+impl Pool {
+    /// An error about sample `row` of the pool, naming its file and its row there.
+    pub fn row_error(&self, row: usize, what: String) -> Error {
+        let shard = self.shards.iter().rev().find(|s| s.first_row <= row).expect("row 0 starts the first shard");
+        shard.error(row - shard.first_row, what)
+    }
+}
+
+/// One opened input with its validated header.
+struct Shard {
+    source: Source,
+    header: Header,
+    dtype: Dtype,
+    big_endian: bool,
+    rows: usize,
+    cols: usize,
+}
+
+impl Shard {
+    fn open(spec: &Path) -> Result<Shard> {
+        let mut source = Source::open(spec)?;
+        let limit = source.len().unwrap_or(STREAM_HEADER_LIMIT);
+        let header = source.header(|reader| read_header(spec, reader, limit))?;
+        let (dtype, big_endian) = float_dtype(&header.descr).map_err(|e| Error::input(spec, e))?;
+        let [rows, cols] = header.shape[..] else {
+            let shape = shape_text(&header.shape);
+            return Err(Error::input(spec, format!("expected a 2-D array (samples x features), found shape {shape}")));
+        };
+        if let Some(len) = source.len() {
+            check_length(spec, &header, rows, cols, dtype, len)?;
+        }
+        Ok(Shard { source, header, dtype, big_endian, rows, cols })
+    }
+}
+
+/// The data must fill the rest of the input exactly.
+fn check_length(spec: &Path, header: &Header, rows: usize, cols: usize, dtype: Dtype, len: u64) -> Result<()> {
+    // In u128: a damaged shape can promise more than any usize can count.
+    let offset = header.data_offset as u128;
+    let expected = offset + rows as u128 * cols as u128 * dtype.size() as u128;
+    let len = u128::from(len);
+    if len < expected {
+        let (promised, holds) = (expected - offset, len.saturating_sub(offset));
+        return Err(Error::input(
+            spec,
+            format!(
+                "truncated: the header promises {rows} x {cols} values ({promised} bytes of data) but the file holds {holds}"
+            ),
+        ));
+    }
+    if len > expected {
+        return Err(Error::input(spec, format!("{} unexpected bytes after the array data", len - expected)));
+    }
+    Ok(())
+}
+
+/// Loads one or more inputs (concatenated in order) as unit-norm `f32` rows.
+///
+/// Values are rounded to `f32` first and then normalised in `f64`, so the
+/// result does not depend on the file's dtype width or memory order beyond
+/// that rounding. With `drop_last_column` the last column (a label) is kept
+/// apart instead of being used as a feature.
+pub fn load_features(paths: &[PathBuf], drop_last_column: bool) -> Result<Pool> {
+    if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        return Err(Error::usage("--features", "standard input (-) can be given only once"));
+    }
+    let mut shards = paths.iter().map(|p| Shard::open(p)).collect::<Result<Vec<_>>>()?;
+    let dim = feature_dim(&shards[0], drop_last_column)?;
+    for shard in &shards[1..] {
+        if feature_dim(shard, drop_last_column)? != dim {
+            let first = &shards[0];
+            return Err(Error::input(
+                &shard.source.path,
+                format!("has {} columns but {} has {}", shard.cols, first.source.path.display(), first.cols),
+            ));
+        }
+    }
+    // Reserved, not filled: rows are appended as they arrive, so a stream
+    // whose header promises more than it holds costs no memory.
+    let n = shards.iter().try_fold(0usize, |n, s| n.checked_add(s.rows)).unwrap_or(usize::MAX);
+    let mut out: Vec<f32> = reserved(n.saturating_mul(dim), "the features")?;
+    let mut labels: Vec<f32> = if drop_last_column { reserved(n, "the label column")? } else { Vec::new() };
+    let mut located = Vec::with_capacity(shards.len());
+    for shard in &mut shards {
+        let start = out.len();
+        let rows = Rows { path: shard.source.path.clone(), first_row: start / dim, sharded: paths.len() > 1 };
+        let layout =
+            Layout { dtype: shard.dtype, big_endian: shard.big_endian, rows: shard.rows, cols: shard.cols, dim };
+        if shard.header.fortran_order {
+            out.resize(start + shard.rows * dim, 0.0);
+            shard.source.data(|r| read_fortran(&layout, r, &mut out[start..], &mut labels, &rows))?;
+        } else {
+            shard.source.data(|r| read_c_order(&layout, r, &mut out, &mut labels, &rows))?;
+        }
+        normalize_rows(&mut out[start..], dim, &rows)?;
+        located.push(rows);
+    }
+    let features = Array2::from_shape_vec((n, dim), out).expect("one row per sample");
+    let provenance = shards.iter().map(|s| s.source.provenance()).collect();
+    Ok(Pool { features, label_column: drop_last_column.then_some(labels), provenance, shards: located })
+}
+
+fn feature_dim(shard: &Shard, drop_last_column: bool) -> Result<usize> {
+    let path = &shard.source.path;
+    if shard.rows == 0 {
+        return Err(Error::input(path, "has no rows (shape has 0 samples)"));
+    }
+    let dim = shard.cols.saturating_sub(usize::from(drop_last_column));
+    if dim == 0 {
+        let why = if drop_last_column { " after dropping the label column" } else { "" };
+        return Err(Error::input(path, format!("has no feature columns{why}")));
+    }
+    Ok(dim)
+}
+
+/// Where a shard's rows sit in the pool, for error messages.
+struct Rows {
+    path: PathBuf,
+    first_row: usize,
+    sharded: bool,
+}
+
+impl Rows {
+    fn error(&self, row: usize, what: String) -> Error {
+        let global = if self.sharded { format!(" (sample {} overall)", self.first_row + row) } else { String::new() };
+        Error::input(&self.path, format!("row {row}{global} {what}"))
+    }
+
+    fn read_error(&self, e: &std::io::Error) -> Error {
+        Error::input(&self.path, reason(e))
+    }
+}
+
+/// How one shard's values are laid out.
+struct Layout {
+    dtype: Dtype,
+    big_endian: bool,
+    rows: usize,
+    cols: usize,
+    /// Feature columns (the rest is the label).
+    dim: usize,
+}
+
+/// Decodes `bytes` as values of `layout`'s dtype, as `f32` with whether
+/// the value is finite (in f32).
+fn decode(layout: &Layout, bytes: &[u8], out: &mut Vec<(f32, bool)>) {
+    out.clear();
+    let be = layout.big_endian;
+    match layout.dtype {
+        Dtype::F16 => out.extend(bytes.chunks_exact(2).map(|b| {
+            let b: [u8; 2] = b.try_into().expect("two bytes");
+            let v = f16_to_f32(if be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) });
+            (v, v.is_finite())
+        })),
+        Dtype::F32 => out.extend(bytes.chunks_exact(4).map(|b| {
+            let b: [u8; 4] = b.try_into().expect("four bytes");
+            let v = if be { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) };
+            (v, v.is_finite())
+        })),
+        Dtype::F64 => out.extend(bytes.chunks_exact(8).map(|b| {
+            let b: [u8; 8] = b.try_into().expect("eight bytes");
+            let v = if be { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) };
+            // A finite f64 beyond f32's range still cannot be represented.
+            ((v as f32), v.is_finite() && (v as f32).is_finite())
+        })),
+    }
+}
+
+/// An IEEE half-precision value, exactly, as `f32` (every half is one).
+fn f16_to_f32(bits: u16) -> f32 {
+    let sign = u32::from(bits >> 15) << 31;
+    let exponent = u32::from((bits >> 10) & 0x1f);
+    let fraction = u32::from(bits & 0x3ff);
+    match exponent {
+        // Zero and subnormals: fraction · 2^-24, exact in f32.
+        0 => {
+            let magnitude = fraction as f32 * f32::from_bits(0x3380_0000); // 2^-24
+            if sign == 0 { magnitude } else { -magnitude }
+        }
+        0x1f => f32::from_bits(sign | 0x7f80_0000 | (fraction << 13)),
+        _ => f32::from_bits(sign | ((exponent + 112) << 23) | (fraction << 13)),
+    }
+}
+
+fn not_finite(value: f32, col: usize) -> String {
+    let what = if value.is_nan() { "NaN".to_string() } else { format!("{value} (not finite in float32)") };
+    format!("has a non-finite value in column {col}: {what}")
+}
+
+/// Appends rows to `out`; columns past `dim` (the label) go to `labels`.
+fn read_c_order(
+    layout: &Layout,
+    data: &mut Data,
+    out: &mut Vec<f32>,
+    labels: &mut Vec<f32>,
+    rows: &Rows,
+) -> Result<()> {
+    let row_bytes = layout.cols * layout.dtype.size();
+    let rows_per_chunk = (CHUNK_BYTES / row_bytes).max(1);
+    let mut bytes = vec![0u8; rows_per_chunk * row_bytes];
+    let mut values = Vec::new();
+    for first in (0..layout.rows).step_by(rows_per_chunk) {
+        let count = rows_per_chunk.min(layout.rows - first);
+        let decoded = data.chunk(&mut bytes[..count * row_bytes], |chunk| {
+            decode(layout, chunk, &mut values);
+            for (r, row) in values.chunks_exact(layout.cols).enumerate() {
+                if let Some(col) = row[..layout.dim].iter().position(|&(_, finite)| !finite) {
+                    return Err(rows.error(first + r, not_finite(row[col].0, col)));
+                }
+                out.extend(row[..layout.dim].iter().map(|&(v, _)| v));
+                labels.extend(row[layout.dim..].iter().map(|&(v, _)| v));
+            }
+            Ok(())
+        });
+        decoded.map_err(|e| rows.read_error(&e))??;
+    }
+    Ok(())
+}
+
+/// Fills `dest` (this shard's rows) column by column.
+fn read_fortran(layout: &Layout, data: &mut Data, dest: &mut [f32], labels: &mut Vec<f32>, rows: &Rows) -> Result<()> {
+    let mut bytes = vec![0u8; layout.rows * layout.dtype.size()];
+    let mut values = Vec::new();
+    for col in 0..layout.cols {
+        let decoded = data.chunk(&mut bytes, |column| {
+            decode(layout, column, &mut values);
+            if col >= layout.dim {
+                labels.extend(values.iter().map(|&(v, _)| v));
+                return Ok(());
+            }
+            for (row, &(v, finite)) in values.iter().enumerate() {
+                if !finite {
+                    return Err(rows.error(row, not_finite(v, col)));
+                }
+                dest[row * layout.dim + col] = v;
+            }
+            Ok(())
+        });
+        decoded.map_err(|e| rows.read_error(&e))??;
+    }
+    Ok(())
+}
+
+fn normalize_rows(dest: &mut [f32], dim: usize, rows: &Rows) -> Result<()> {
+    for (row, values) in dest.chunks_exact_mut(dim).enumerate() {
+        let norm = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            return Err(rows.error(row, "is all zeros and has no direction to normalise".into()));
+        }
+        for v in values.iter_mut() {
+            *v = (f64::from(*v) / norm) as f32;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_half_converts_exactly() {
+        for bits in 0..=u16::MAX {
+            let sign = if bits >> 15 == 1 { -1.0 } else { 1.0 };
+            let (exponent, fraction) = (i32::from((bits >> 10) & 0x1f), f64::from(bits & 0x3ff));
+            let want = match exponent {
+                0 => sign * fraction * 2f64.powi(-24),
+                31 if fraction == 0.0 => sign * f64::INFINITY,
+                31 => f64::NAN,
+                e => sign * (1.0 + fraction / 1024.0) * 2f64.powi(e - 15),
+            };
+            let got = f16_to_f32(bits);
+            if want.is_nan() {
+                assert!(got.is_nan(), "{bits:#06x}");
+            } else {
+                assert_eq!(f64::from(got), want, "{bits:#06x}");
+                assert_eq!(got.is_sign_negative(), sign < 0.0, "{bits:#06x}");
+            }
+        }
+    }
+}
