@@ -88,7 +88,8 @@ pub struct SelectArgs {
     #[arg(long, value_name = "N|P%")]
     pub budget: Budget,
 
-    /// Selection method: ActiveFT, or a baseline (random, farthest-point, spherical k-means).
+    /// Selection method: ActiveFT, a baseline (random, farthest-point, spherical k-means), or
+    /// facility location (the exact greedy on eval's coverage).
     /// The settings marked ActiveFT are refused with any other method
     #[arg(long, value_enum, default_value_t = MethodArg::Activeft)]
     pub method: MethodArg,
@@ -172,6 +173,7 @@ pub enum MethodArg {
     Random,
     Fds,
     Kmeans,
+    Facloc,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -285,6 +287,7 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
                 MethodArg::Random => MethodSettings::Random,
                 MethodArg::Fds => MethodSettings::Fds,
                 MethodArg::Kmeans => MethodSettings::KMeans,
+                MethodArg::Facloc => MethodSettings::FacLoc,
                 MethodArg::Activeft => unreachable!("handled above"),
             }
         }

@@ -52,6 +52,7 @@ pub enum MethodSettings {
     Random,
     Fds,
     KMeans,
+    FacLoc,
 }
 
 /// ActiveFT's own settings, unchecked until the pool's size is known.

@@ -85,10 +85,12 @@ fn select(settings: &SelectSettings) -> Result<()> {
             MethodSettings::Random => Method::Random,
             MethodSettings::Fds => Method::Fds,
             MethodSettings::KMeans => Method::KMeans,
+            MethodSettings::FacLoc => Method::FacLoc,
         };
         let steps = match &method {
             Method::ActiveFt(params) => params.iterations,
             Method::KMeans => methods::kmeans::MAX_ITERATIONS,
+            Method::FacLoc => budget,
             _ => 0,
         };
         let bar = progress::bar(steps as u64, settings.quiet);

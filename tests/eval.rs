@@ -200,3 +200,19 @@ fn a_bad_label_in_a_later_shard_is_named_by_that_file_and_its_own_row() {
     let err = String::from_utf8_lossy(&a.get_output().stderr).to_string();
     assert!(err.contains("second.npy: row 3 (sample 1003 overall)") && err.contains("0.5"), "{err}");
 }
+
+#[test]
+fn facility_location_covers_the_digits_best() {
+    // The greedy on eval's own objective: its coverage is the lowest of the methods here.
+    let dir = tempfile::tempdir().unwrap();
+    let coverage = |method: &str| {
+        let sel = dir.path().join(format!("{method}.json"));
+        std::fs::write(&sel, select(method, "50", "0")).unwrap();
+        json(&eval(&sel, &["--json"]).success().get_output().stdout)["coverage_mean"].as_f64().unwrap()
+    };
+    let facloc = coverage("facloc");
+    for other in ["activeft", "random", "fds", "kmeans"] {
+        let theirs = coverage(other);
+        assert!(facloc < theirs, "facloc {facloc} vs {other} {theirs}");
+    }
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::{activeft, fixture, json};
 
-const METHODS: [&str; 4] = ["activeft", "random", "fds", "kmeans"];
+const METHODS: [&str; 5] = ["activeft", "random", "fds", "kmeans", "facloc"];
 
 fn digits() -> PathBuf {
     fixture("digits.npy")
@@ -94,7 +94,7 @@ fn labeled_samples_change_where_the_new_picks_go() {
     let labels = common::read_labels(&fixture("digits_labels.npy"));
     let half: Vec<usize> = (0..1797).filter(|&i| labels[i] == 0).step_by(2).collect();
     let labeled = write(dir.path(), "zeros.json", &serde_json::to_string(&half).unwrap());
-    for method in ["activeft", "fds", "kmeans"] {
+    for method in ["activeft", "fds", "kmeans", "facloc"] {
         let mut args = vec!["--method", method];
         if method == "activeft" {
             args.extend(["--lr", "0.01"]);

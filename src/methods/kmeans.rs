@@ -52,9 +52,20 @@ fn lloyd(
     free: usize,
     on_iteration: &mut impl FnMut(usize, f64),
 ) -> Vec<f64> {
+    lloyd_steps(engine, centres, free, MAX_ITERATIONS, on_iteration)
+}
+
+/// [`lloyd`], for at most `steps` iterations.
+fn lloyd_steps(
+    engine: &mut Engine,
+    centres: &mut Array2<f32>,
+    free: usize,
+    steps: usize,
+    on_iteration: &mut impl FnMut(usize, f64),
+) -> Vec<f64> {
     let mut previous: Option<Vec<usize>> = None;
     let mut objective = Vec::new();
-    for i in 0..MAX_ITERATIONS {
+    for i in 0..steps {
         let assignment = engine.assign(centres.view());
         let distance: Vec<f64> = assignment.similarity.iter().map(|s| 1.0 - s).collect();
         objective.push(chunks::mean(&distance));
@@ -66,6 +77,24 @@ fn lloyd(
         previous = Some(assignment.point);
     }
     objective
+}
+
+/// A grouping of the pool into `k` spherical clusters, for bounds rather
+/// than for selection: evenly spaced samples as seeds, then `steps` Lloyd
+/// iterations. Returns the unit centres and each sample's cluster with its
+/// similarity to the centre (decided by [`dot`]).
+pub fn grouping(
+    features: &mut Array2<f32>,
+    k: usize,
+    steps: usize,
+) -> Result<(Array2<f32>, crate::nearest::Assignment)> {
+    let n = features.nrows();
+    let seeds: Vec<usize> = (0..k).map(|g| g * n / k).collect();
+    let mut centres = features.select(Axis(0), &seeds);
+    let mut engine = Engine::new(features, k, Mode::Pruned)?;
+    lloyd_steps(&mut engine, &mut centres, k, steps, &mut |_, _| {});
+    let assignment = engine.assign(centres.view());
+    Ok((centres, assignment))
 }
 
 /// Each of the first `free` centres becomes the normalised mean of its

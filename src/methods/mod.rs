@@ -3,13 +3,15 @@
 //! - `activeft`: the paper's method (the default);
 //! - `random`: a seeded uniform sample;
 //! - `fds`: farthest-point sampling (k-center greedy);
-//! - `kmeans`: spherical k-means, centres mapped to their nearest samples.
+//! - `kmeans`: spherical k-means, centres mapped to their nearest samples;
+//! - `facloc`: facility location, the exact greedy on `eval`'s coverage.
 //!
 //! A new method goes in a file (or folder) of its own here, with a variant
 //! in [`Method`] and a line in [`run`]; nearest points come from
 //! [`crate::nearest`].
 
 pub mod activeft;
+pub mod facloc;
 pub mod fds;
 pub mod kmeans;
 
@@ -30,6 +32,7 @@ pub enum Method {
     Random,
     Fds,
     KMeans,
+    FacLoc,
 }
 
 impl Method {
@@ -39,6 +42,7 @@ impl Method {
             Method::Random => "random",
             Method::Fds => "fds",
             Method::KMeans => "kmeans",
+            Method::FacLoc => "facloc",
         }
     }
 }
@@ -101,6 +105,7 @@ pub fn run(
     let (picks, init) = match method {
         Method::ActiveFt(params) => return activeft::select(features, params, round, Mode::Pruned, on_iteration),
         Method::KMeans => return kmeans::select(features, budget, round, &mut rng, on_iteration),
+        Method::FacLoc => return facloc::select(features, budget, round, on_iteration),
         Method::Random => (activeft::init::random_from(&round.eligible(), budget, &mut rng), Vec::new()),
         Method::Fds => {
             let picks = fds::farthest_point(features.view(), budget, round, &mut rng);

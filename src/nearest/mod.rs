@@ -33,6 +33,7 @@ use crate::error::Result;
 use crate::linalg::{refined_argmax, score_tolerance};
 use bounds::Pruned;
 use layout::Layout;
+pub use layout::{grouped_order, permute_rows};
 
 /// The samples an iteration looks at: the whole pool or some of it.
 #[derive(Debug, Clone)]
