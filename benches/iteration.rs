@@ -13,22 +13,17 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
-use rand::rngs::Xoshiro256PlusPlus;
-use rand::{RngExt, SeedableRng};
 
 use activeft::internals::activeft::evaluate;
 use activeft::internals::activeft::loss::{self, Points, SampleLoss};
-use activeft::internals::{Batch, Engine, Mode, dense};
+use activeft::internals::{Batch, Engine, Mode, dense, synth};
 
-/// Clustered unit rows, like real embeddings (see examples/synth.rs).
+/// Unit rows of a mixture as spread out as real embeddings (see src/synth.rs).
 fn pool(n: usize, dim: usize, clusters: usize, seed: u64) -> Array2<f32> {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let centres = Array2::from_shape_fn((clusters, dim), |_| rng.random_range(-1.0f32..1.0));
-    let mut rows = Array2::from_shape_fn((n, dim), |(_, _)| rng.random_range(-0.6f32..0.6));
+    let (mut rows, _) = synth::mixture(n, dim, clusters, synth::REAL_SPREAD, seed);
     for mut row in rows.rows_mut() {
-        row += &centres.row(rng.random_range(0..clusters));
-        let norm = row.dot(&row).sqrt();
-        row /= norm;
+        let norm = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        row.mapv_inplace(|v| (f64::from(v) / norm) as f32);
     }
     rows
 }

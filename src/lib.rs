@@ -20,6 +20,7 @@ mod methods;
 mod nearest;
 mod progress;
 mod run;
+mod synth;
 #[cfg(test)]
 mod testing;
 
@@ -50,4 +51,7 @@ pub mod internals {
     pub use crate::methods::activeft::{self, ActiveFtParams};
     pub use crate::methods::{Method, Round, run};
     pub use crate::nearest::{Batch, Engine, Mode, dense};
+    pub mod synth {
+        pub use crate::synth::*;
+    }
 }
