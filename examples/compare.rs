@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "random" => Method::Random,
                     "fds" => Method::Fds,
                     "kmeans" => Method::KMeans,
-                    _ => Method::FacLoc,
+                    _ => Method::FacLoc(None),
                 };
                 let start = Instant::now();
                 let outcome = run(&method, &mut features, budget, seed, &Round::first(n), |_, _| {})?;

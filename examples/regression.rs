@@ -50,7 +50,12 @@ const CASES: [Case; 5] = [
         budget: 80,
     },
     Case { name: "kmeans_spread", pool: (8000, 64, 40, synth::REAL_SPREAD), method: |_, _| Method::KMeans, budget: 80 },
-    Case { name: "facloc_spread", pool: (3000, 64, 20, synth::REAL_SPREAD), method: |_, _| Method::FacLoc, budget: 60 },
+    Case {
+        name: "facloc_spread",
+        pool: (3000, 64, 20, synth::REAL_SPREAD),
+        method: |_, _| Method::FacLoc(None),
+        budget: 60,
+    },
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -154,6 +154,10 @@ pub struct SelectArgs {
     #[arg(long, value_enum, value_name = "WHICH")]
     pub label_column: Option<LabelColumn>,
 
+    /// facloc: split the pool into P k-means parts and run the exact greedy in each (an approximation)
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..))]
+    pub partitions: Option<u32>,
+
     /// Seed for every random choice (initial points, batches, seeds, draws)
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -256,6 +260,9 @@ const ACTIVEFT_FLAGS: [(&str, &str); 8] = [
 /// The settings of `select`; a method's own flag given to another method is
 /// refused, since it would silently do nothing.
 fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSettings> {
+    if args.method != MethodArg::Facloc && given.value_source("partitions") == Some(ValueSource::CommandLine) {
+        return Err(Error::usage("--partitions", "is a setting of --method facloc"));
+    }
     let method = match args.method {
         MethodArg::Activeft => MethodSettings::ActiveFt(ActiveFtSettings {
             iterations: args.iterations,
@@ -287,7 +294,7 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
                 MethodArg::Random => MethodSettings::Random,
                 MethodArg::Fds => MethodSettings::Fds,
                 MethodArg::Kmeans => MethodSettings::KMeans,
-                MethodArg::Facloc => MethodSettings::FacLoc,
+                MethodArg::Facloc => MethodSettings::FacLoc { partitions: args.partitions.map(|p| p as usize) },
                 MethodArg::Activeft => unreachable!("handled above"),
             }
         }

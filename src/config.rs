@@ -52,7 +52,10 @@ pub enum MethodSettings {
     Random,
     Fds,
     KMeans,
-    FacLoc,
+    /// Facility location, by this many k-means parts if given.
+    FacLoc {
+        partitions: Option<usize>,
+    },
 }
 
 /// ActiveFT's own settings, unchecked until the pool's size is known.

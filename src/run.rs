@@ -85,12 +85,20 @@ fn select(settings: &SelectSettings) -> Result<()> {
             MethodSettings::Random => Method::Random,
             MethodSettings::Fds => Method::Fds,
             MethodSettings::KMeans => Method::KMeans,
-            MethodSettings::FacLoc => Method::FacLoc,
+            MethodSettings::FacLoc { partitions } => {
+                if partitions.is_some_and(|p| p > n) {
+                    return Err(Error::usage(
+                        "--partitions",
+                        format!("{} is more than the {n} samples", partitions.unwrap_or(0)),
+                    ));
+                }
+                Method::FacLoc(*partitions)
+            }
         };
         let steps = match &method {
             Method::ActiveFt(params) => params.iterations,
             Method::KMeans => methods::kmeans::MAX_ITERATIONS,
-            Method::FacLoc => budget,
+            Method::FacLoc(_) => budget,
             _ => 0,
         };
         let bar = progress::bar(steps as u64, settings.quiet);

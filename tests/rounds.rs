@@ -268,3 +268,32 @@ fn eval_bounds_fail_with_exit_3_after_printing_the_metrics() {
     let a = eval(&["--selection", sel.to_str().unwrap(), "--min", "linear_accuracy=0.1"]).code(2);
     assert!(String::from_utf8_lossy(&a.get_output().stderr).contains("needs labels"));
 }
+
+#[test]
+fn facloc_partitions_select_the_budget_and_are_refused_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let exclude = write(dir.path(), "x.txt", "1\n2\n3\n");
+    let picks = ids(&select(&[
+        "--budget",
+        "40",
+        "--method",
+        "facloc",
+        "--partitions",
+        "8",
+        "--exclude",
+        exclude.to_str().unwrap(),
+    ]));
+    assert_eq!(picks.len(), 40);
+    assert!(picks.iter().all(|&i| i > 3 || i == 0));
+    // One part is the exact greedy.
+    assert_eq!(
+        select(&["--budget", "30", "--method", "facloc", "--partitions", "1"]),
+        select(&["--budget", "30", "--method", "facloc"])
+    );
+    refused(&["--budget", "5", "--method", "kmeans", "--partitions", "4"], &["--partitions", "facloc"]);
+    refused(&["--budget", "5", "--method", "facloc", "--partitions", "0"], &["--partitions"]);
+    refused(
+        &["--budget", "5", "--method", "facloc", "--partitions", "5000"],
+        &["--partitions", "5000 is more than the 1797"],
+    );
+}

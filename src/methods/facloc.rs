@@ -312,6 +312,91 @@ pub fn select(
     Ok(Outcome::new(run.picks, Vec::new(), run.objective, start.elapsed().as_secs_f64(), 0.0, work))
 }
 
+/// `--partitions`: the pool split by k-means into `parts` parts, each
+/// given a share of the budget by its size ([`shares`]), and the exact
+/// greedy run inside each part: an approximation (a sample is served only
+/// within its part) for pools where the exact greedy is too slow. The
+/// objective after each pick counts each sample as served within its part.
+pub fn select_by_parts(
+    features: &mut Array2<f32>,
+    k: usize,
+    parts: usize,
+    round: &Round,
+    rng: &mut rand::rngs::Xoshiro256PlusPlus,
+    mut on_pick: impl FnMut(usize, f64),
+) -> Result<Outcome> {
+    let start = Instant::now();
+    let part_of = kmeans::clusters(features, parts, rng)?;
+    let mut members = vec![Vec::new(); parts];
+    for (i, &p) in part_of.iter().enumerate() {
+        members[p].push(i);
+    }
+    let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+    let room: Vec<usize> = members.iter().map(|m| m.iter().filter(|&&i| !round.taken[i]).count()).collect();
+    let allotted = shares(k, &sizes, &room);
+    let mut is_labeled = vec![false; features.nrows()];
+    for &i in &round.labeled {
+        is_labeled[i] = true;
+    }
+    let mut part_objective = vec![0.0; parts];
+    let (mut picks, mut objective, mut work) = (Vec::with_capacity(k), Vec::with_capacity(k), Work::default());
+    for (p, ids) in members.iter().enumerate() {
+        if allotted[p] == 0 {
+            continue;
+        }
+        let mut local = features.select(Axis(0), ids);
+        let local_round = Round {
+            labeled: (0..ids.len()).filter(|&l| is_labeled[ids[l]]).collect(),
+            taken: ids.iter().map(|&i| round.taken[i]).collect(),
+        };
+        let run = greedy(&mut local, allotted[p], &local_round, &mut |_, _| {})?;
+        for (&pick, &value) in run.picks.iter().zip(&run.objective) {
+            picks.push(members[p][pick]);
+            part_objective[p] = value;
+            objective.push(part_objective.iter().sum());
+            on_pick(picks.len() - 1, objective[picks.len() - 1]);
+        }
+        work.full_scans += run.estimated + run.gains;
+        work.rescored += run.exact;
+    }
+    Ok(Outcome::new(picks, Vec::new(), objective, start.elapsed().as_secs_f64(), 0.0, work))
+}
+
+/// The budget `k` split over parts of `sizes` in proportion to their size:
+/// each gets the floor of its exact share, then the remainder goes one at a
+/// time to the part with the smallest allocation (ties: the larger exact
+/// share, then the lower index); no part gets more than its `room`, the
+/// excess going to parts with room, largest share first. Needs `k ≤ Σ room`.
+pub fn shares(k: usize, sizes: &[usize], room: &[usize]) -> Vec<usize> {
+    let n: usize = sizes.iter().sum();
+    // Exact integer arithmetic: part p's share is k·size/n, as a floor and a remainder.
+    let mut allotted: Vec<usize> = sizes.iter().map(|&s| (k as u128 * s as u128 / n.max(1) as u128) as usize).collect();
+    let larger_share = |a: usize, b: usize| (k as u128 * sizes[a] as u128).cmp(&(k as u128 * sizes[b] as u128));
+    let mut left = k - allotted.iter().sum::<usize>();
+    while left > 0 {
+        let p = (0..sizes.len())
+            .filter(|&p| allotted[p] < room[p])
+            .min_by(|&a, &b| allotted[a].cmp(&allotted[b]).then(larger_share(b, a)).then(a.cmp(&b)))
+            .expect("the budget fits in the room");
+        allotted[p] += 1;
+        left -= 1;
+    }
+    // Over-full parts give their excess to parts with room, largest share first.
+    let mut excess = 0;
+    for (a, &r) in allotted.iter_mut().zip(room) {
+        excess += a.saturating_sub(r);
+        *a = (*a).min(r);
+    }
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by(|&a, &b| larger_share(b, a).then(a.cmp(&b)));
+    while excess > 0 {
+        let p = *order.iter().find(|&&p| allotted[p] < room[p]).expect("the budget fits in the room");
+        allotted[p] += 1;
+        excess -= 1;
+    }
+    allotted
+}
+
 /// What the greedy did.
 struct Run {
     picks: Vec<usize>,
@@ -508,5 +593,45 @@ mod tests {
         // Each sample then serves itself: 1 + |f_i|², and float32 unit rows are unit to 1e-7.
         assert!((all[499] - 1000.0).abs() < 1e-4, "{}", all[499]);
         assert!(run.objective[2] < all[499]);
+    }
+
+    #[test]
+    fn shares_follow_sizes_floors_remainders_and_room() {
+        // Exact shares 2, 1.2, 0.8: floors 2, 1, 0; the one left goes to the smallest allocation.
+        assert_eq!(shares(4, &[5, 3, 2], &[5, 3, 2]), vec![2, 1, 1]);
+        // Equal allocations: the larger share wins the remainder, then the lower index.
+        assert_eq!(shares(3, &[4, 6, 4], &[4, 6, 4]), vec![1, 1, 1]);
+        assert_eq!(shares(2, &[4, 4, 4], &[4, 4, 4]), vec![1, 1, 0]);
+        // No room: the remainder goes elsewhere.
+        assert_eq!(shares(3, &[10, 1], &[10, 0]), vec![3, 0]);
+        // More than the room: the excess moves to parts with room, largest share first.
+        assert_eq!(shares(10, &[10, 10, 5], &[1, 10, 5]), vec![1, 7, 2]);
+        for (k, sizes) in [(7usize, vec![3usize, 9, 1, 20]), (50, vec![17, 1, 1, 1, 30])] {
+            let got = shares(k, &sizes, &sizes);
+            assert_eq!(got.iter().sum::<usize>(), k);
+            assert!(got.iter().zip(&sizes).all(|(g, s)| g <= s));
+        }
+    }
+
+    #[test]
+    fn one_part_is_the_exact_greedy_and_parts_pick_within_their_room() {
+        let f = crate::testing::clustered(400, 6, 5, 0.3, false, 2);
+        let mut round = Round::first(400);
+        round.labeled = vec![3, 77];
+        for i in [3, 77, 10, 11, 12] {
+            round.taken[i] = true;
+        }
+        let exact = greedy(&mut f.clone(), 25, &round, &mut |_, _| {}).unwrap();
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(1);
+        let one = select_by_parts(&mut f.clone(), 25, 1, &round, &mut rng, |_, _| {}).unwrap();
+        assert_eq!(one.picks, exact.picks);
+        let mut pool = f.clone();
+        let parts = select_by_parts(&mut pool, 25, 5, &round, &mut rng, |_, _| {}).unwrap();
+        assert_eq!(pool, f, "the pool is back in order");
+        assert_eq!(parts.selected.len(), 25);
+        assert!(parts.selected.windows(2).all(|w| w[0] < w[1]));
+        assert!(parts.selected.iter().all(|&i| !round.taken[i]));
+        // Within parts the objective can only be lower than the exact greedy's.
+        assert!(parts.losses[24] <= exact.objective[24] + 1e-6);
     }
 }

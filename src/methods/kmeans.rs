@@ -79,6 +79,16 @@ fn lloyd_steps(
     objective
 }
 
+/// The pool's `k` spherical k-means clusters (k-means++ seeds, Lloyd to
+/// convergence): each sample's cluster.
+pub fn clusters(features: &mut Array2<f32>, k: usize, rng: &mut Xoshiro256PlusPlus) -> Result<Vec<usize>> {
+    let seeds = plus_plus_seeds(features.view(), k, &Round::first(features.nrows()), rng);
+    let mut centres = features.select(Axis(0), &seeds);
+    let mut engine = Engine::new(features, k, Mode::Pruned)?;
+    lloyd(&mut engine, &mut centres, k, &mut |_, _| {});
+    Ok(engine.assign(centres.view()).point)
+}
+
 /// A grouping of the pool into `k` spherical clusters, for bounds rather
 /// than for selection: evenly spaced samples as seeds, then `steps` Lloyd
 /// iterations. Returns the unit centres and each sample's cluster with its

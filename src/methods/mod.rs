@@ -32,7 +32,8 @@ pub enum Method {
     Random,
     Fds,
     KMeans,
-    FacLoc,
+    /// Facility location; with `Some(p)`, by `p` k-means parts.
+    FacLoc(Option<usize>),
 }
 
 impl Method {
@@ -42,7 +43,7 @@ impl Method {
             Method::Random => "random",
             Method::Fds => "fds",
             Method::KMeans => "kmeans",
-            Method::FacLoc => "facloc",
+            Method::FacLoc(_) => "facloc",
         }
     }
 }
@@ -105,7 +106,10 @@ pub fn run(
     let (picks, init) = match method {
         Method::ActiveFt(params) => return activeft::select(features, params, round, Mode::Pruned, on_iteration),
         Method::KMeans => return kmeans::select(features, budget, round, &mut rng, on_iteration),
-        Method::FacLoc => return facloc::select(features, budget, round, on_iteration),
+        Method::FacLoc(None) => return facloc::select(features, budget, round, on_iteration),
+        Method::FacLoc(Some(parts)) => {
+            return facloc::select_by_parts(features, budget, *parts, round, &mut rng, on_iteration);
+        }
         Method::Random => (activeft::init::random_from(&round.eligible(), budget, &mut rng), Vec::new()),
         Method::Fds => {
             let picks = fds::farthest_point(features.view(), budget, round, &mut rng);
