@@ -125,7 +125,7 @@ fn select(settings: &SelectSettings) -> Result<()> {
                 seed: settings.seed,
                 method: method.name(),
                 features: provenance,
-                params: report_params(settings, &method, n),
+                params: report_params(settings, &method, init_path, n),
                 seconds: Seconds {
                     load: load_seconds,
                     optimize: outcome.optimize_seconds,
@@ -182,16 +182,9 @@ fn checked_init(list: &IdList, n: usize, names: Option<&Names>, round: &Round) -
 
 /// The report's `params`: ActiveFT's settings, or nulls for a method
 /// that has none.
-fn report_params(settings: &SelectSettings, method: &Method, n: usize) -> ReportParams {
+fn report_params(settings: &SelectSettings, method: &Method, init_path: Option<&Path>, n: usize) -> ReportParams {
     let activeft = match method {
         Method::ActiveFt(params) => Some(params),
-        _ => None,
-    };
-    let init_indices = match &settings.method {
-        MethodSettings::ActiveFt(a) => match &a.init {
-            InitChoice::Indices(path) => Some(display(path)),
-            _ => None,
-        },
         _ => None,
     };
     ReportParams {
@@ -208,7 +201,7 @@ fn report_params(settings: &SelectSettings, method: &Method, n: usize) -> Report
             methods::activeft::Init::Fps => "fps",
             methods::activeft::Init::Indices(_) => "indices",
         }),
-        init_indices,
+        init_indices: init_path.map(display),
         batch_size: activeft.and_then(|p| p.effective_batch(n)),
         label_column_dropped: settings.pool.label_column,
         threads: rayon::current_num_threads(),

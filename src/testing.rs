@@ -33,3 +33,15 @@ pub fn clustered(n: usize, d: usize, clusters: usize, noise: f64, grid: bool, se
     });
     crate::linalg::normalize_rows(&raw).0.mapv(|x| x as f32)
 }
+
+/// A second round over `n` samples: every `labeled_every`-th sample
+/// labeled (from 1), every `excluded_every`-th excluded (from 2); 0 for none.
+pub fn round_every(n: usize, labeled_every: usize, excluded_every: usize) -> crate::methods::Round {
+    let every = |m: usize, offset: usize| (0..n).filter(move |i| m > 0 && i % m == offset);
+    let mut round = crate::methods::Round::first(n);
+    round.labeled = every(labeled_every, 1).collect();
+    for i in round.labeled.clone().into_iter().chain(every(excluded_every, 2)) {
+        round.taken[i] = true;
+    }
+    round
+}

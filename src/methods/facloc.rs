@@ -190,14 +190,14 @@ impl<'a> Coverage<'a> {
             .collect()
     }
 
-    /// Float32 estimates of the gains of the candidates at `positions`:
-    /// each lies in `[low, high]`.
-    fn estimate(&mut self, positions: &[usize]) -> Vec<(f64, f64)> {
+    /// Upper bounds on the gains of the candidates at `positions`, from
+    /// float32 estimates.
+    fn estimate(&mut self, positions: &[usize]) -> Vec<f64> {
         self.estimated += positions.len() as u64;
         positions.chunks(BATCH).flat_map(|batch| self.estimate_batch(batch)).collect()
     }
 
-    fn estimate_batch(&self, positions: &[usize]) -> Vec<(f64, f64)> {
+    fn estimate_batch(&self, positions: &[usize]) -> Vec<f64> {
         let rows = self.features.select(Axis(0), positions);
         let error = self.error;
         let per_group = self.per_group(rows.view(), |group, open, scores| {
@@ -223,9 +223,7 @@ impl<'a> Coverage<'a> {
             }
         }
         // max(0, x − c) moves by at most as much as x does.
-        sums.into_iter()
-            .map(|(sum, count)| (sum - count as f64 * error * 1.001, sum + count as f64 * error * 1.001))
-            .collect()
+        sums.into_iter().map(|(sum, count)| sum + count as f64 * error * 1.001).collect()
     }
 
     /// The exact gain of the candidate at `position`: float64 similarities
@@ -494,7 +492,7 @@ fn next_pick(heap: &mut BinaryHeap<Candidate>, coverage: &mut Coverage, position
             }
         }
         let positions: Vec<usize> = stale.iter().map(|c| position[c.id as usize]).collect();
-        for (c, (_, high)) in stale.iter().zip(coverage.estimate(&positions)) {
+        for (c, high) in stale.iter().zip(coverage.estimate(&positions)) {
             // Nothing can be gained: the gain is exactly 0.
             let candidate = if high <= 0.0 {
                 Candidate { key: 0.0, id: c.id, stamp, known: Known::Exact }
@@ -567,12 +565,7 @@ mod tests {
         ) {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let f = unit_rows(n, d, &mut rng, grid);
-            let every = |m: usize, offset: usize| (0..n).filter(move |i| m > 0 && i % m == offset);
-            let mut round = Round::first(n);
-            round.labeled = every(labeled_every, 1).collect();
-            for i in round.labeled.iter().copied().chain(every(excluded_every, 0)) {
-                round.taken[i] = true;
-            }
+            let round = crate::testing::round_every(n, labeled_every, excluded_every);
             let left = round.eligible().len();
             prop_assume!(left > 0);
             let k = ((left as f64 * k_frac) as usize).clamp(1, left);

@@ -145,13 +145,7 @@ mod tests {
             labeled_every in 0usize..12, excluded_every in 0usize..9, fps in proptest::bool::ANY,
         ) {
             let features = crate::testing::clustered(n, d, clusters, 0.4, grid, seed);
-            // A second round: every m-th sample labeled, every other m-th excluded (0: none).
-            let every = |m: usize, offset: usize| (0..n).filter(move |i| m > 0 && i % m == offset);
-            let mut round = Round::first(n);
-            round.labeled = every(labeled_every, 1).collect();
-            for i in round.labeled.iter().copied().chain(every(excluded_every, 2)) {
-                round.taken[i] = true;
-            }
+            let round = crate::testing::round_every(n, labeled_every, excluded_every);
             let left = round.eligible().len();
             let mut params = ActiveFtParams::new(((left as f64 * budget_frac) as usize).max(1));
             params.iterations = 25;
