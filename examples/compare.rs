@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| method | budget | 1-NN accuracy | linear-probe accuracy | mean coverage | time to select |");
     println!("|---|---|---|---|---|---|");
     for budget in BUDGETS {
-        for name in ["activeft", "random", "fds", "kmeans", "facloc"] {
+        for name in ["activeft", "random", "fds", "kmeans", "facloc", "typiclust"] {
             let (mut knn, mut linear, mut coverage, mut seconds) = (0.0, 0.0, 0.0, 0.0);
             for seed in 0..SEEDS {
                 let method = match name {
@@ -31,7 +31,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "random" => Method::Random,
                     "fds" => Method::Fds,
                     "kmeans" => Method::KMeans,
-                    _ => Method::FacLoc(None),
+                    "facloc" => Method::FacLoc(None),
+                    _ => Method::TypiClust(budget.min(500)),
                 };
                 let start = Instant::now();
                 let outcome = run(&method, &mut features, budget, seed, &Round::first(n), |_, _| {})?;

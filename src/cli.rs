@@ -88,8 +88,8 @@ pub struct SelectArgs {
     #[arg(long, value_name = "N|P%")]
     pub budget: Budget,
 
-    /// Selection method: ActiveFT, a baseline (random, farthest-point, spherical k-means), or
-    /// facility location (the exact greedy on eval's coverage).
+    /// Selection method: ActiveFT, a baseline (random, farthest-point, spherical k-means),
+    /// facility location (the exact greedy on eval's coverage) or TypiClust.
     /// The settings marked ActiveFT are refused with any other method
     #[arg(long, value_enum, default_value_t = MethodArg::Activeft)]
     pub method: MethodArg,
@@ -154,6 +154,10 @@ pub struct SelectArgs {
     #[arg(long, value_enum, value_name = "WHICH")]
     pub label_column: Option<LabelColumn>,
 
+    /// typiclust: k-means clusters [default: labeled + budget, at most 500]
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..))]
+    pub clusters: Option<u32>,
+
     /// facloc: split the pool into P k-means parts and run the exact greedy in each (an approximation)
     #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..))]
     pub partitions: Option<u32>,
@@ -178,6 +182,7 @@ pub enum MethodArg {
     Fds,
     Kmeans,
     Facloc,
+    Typiclust,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -263,6 +268,9 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
     if args.method != MethodArg::Facloc && given.value_source("partitions") == Some(ValueSource::CommandLine) {
         return Err(Error::usage("--partitions", "is a setting of --method facloc"));
     }
+    if args.method != MethodArg::Typiclust && given.value_source("clusters") == Some(ValueSource::CommandLine) {
+        return Err(Error::usage("--clusters", "is a setting of --method typiclust"));
+    }
     let method = match args.method {
         MethodArg::Activeft => MethodSettings::ActiveFt(ActiveFtSettings {
             iterations: args.iterations,
@@ -295,6 +303,7 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
                 MethodArg::Fds => MethodSettings::Fds,
                 MethodArg::Kmeans => MethodSettings::KMeans,
                 MethodArg::Facloc => MethodSettings::FacLoc { partitions: args.partitions.map(|p| p as usize) },
+                MethodArg::Typiclust => MethodSettings::TypiClust { clusters: args.clusters.map(|c| c as usize) },
                 MethodArg::Activeft => unreachable!("handled above"),
             }
         }

@@ -56,6 +56,10 @@ pub enum MethodSettings {
     FacLoc {
         partitions: Option<usize>,
     },
+    /// TypiClust, with this many clusters if given.
+    TypiClust {
+        clusters: Option<usize>,
+    },
 }
 
 /// ActiveFT's own settings, unchecked until the pool's size is known.

@@ -94,11 +94,19 @@ fn select(settings: &SelectSettings) -> Result<()> {
                 }
                 Method::FacLoc(*partitions)
             }
+            MethodSettings::TypiClust { clusters } => {
+                let clusters = clusters.unwrap_or(methods::typiclust::default_clusters(round.labeled.len(), budget));
+                if clusters > n {
+                    return Err(Error::usage("--clusters", format!("{clusters} is more than the {n} samples")));
+                }
+                Method::TypiClust(clusters)
+            }
         };
         let steps = match &method {
             Method::ActiveFt(params) => params.iterations,
             Method::KMeans => methods::kmeans::MAX_ITERATIONS,
             Method::FacLoc(_) => budget,
+            Method::TypiClust(_) => 0,
             _ => 0,
         };
         let bar = progress::bar(steps as u64, settings.quiet);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::{activeft, fixture, json};
 
-const METHODS: [&str; 5] = ["activeft", "random", "fds", "kmeans", "facloc"];
+const METHODS: [&str; 6] = ["activeft", "random", "fds", "kmeans", "facloc", "typiclust"];
 
 fn digits() -> PathBuf {
     fixture("digits.npy")
@@ -296,4 +296,15 @@ fn facloc_partitions_select_the_budget_and_are_refused_elsewhere() {
         &["--budget", "5", "--method", "facloc", "--partitions", "5000"],
         &["--partitions", "5000 is more than the 1797"],
     );
+}
+
+#[test]
+fn typiclust_takes_its_cluster_count_and_refuses_it_elsewhere() {
+    let a = ids(&select(&["--budget", "30", "--method", "typiclust", "--clusters", "10"]));
+    let b = ids(&select(&["--budget", "30", "--method", "typiclust"]));
+    assert_eq!((a.len(), b.len()), (30, 30));
+    assert_ne!(a, b, "10 clusters and the default 30 pick differently");
+    refused(&["--budget", "5", "--method", "fds", "--clusters", "4"], &["--clusters", "typiclust"]);
+    refused(&["--budget", "5", "--method", "typiclust", "--clusters", "0"], &["--clusters"]);
+    refused(&["--budget", "5", "--method", "typiclust", "--clusters", "1798"], &["--clusters", "1797"]);
 }

@@ -4,7 +4,8 @@
 //! - `random`: a seeded uniform sample;
 //! - `fds`: farthest-point sampling (k-center greedy);
 //! - `kmeans`: spherical k-means, centres mapped to their nearest samples;
-//! - `facloc`: facility location, the exact greedy on `eval`'s coverage.
+//! - `facloc`: facility location, the exact greedy on `eval`'s coverage;
+//! - `typiclust`: the most typical sample of the least-covered k-means clusters.
 //!
 //! A new method goes in a file (or folder) of its own here, with a variant
 //! in [`Method`] and a line in [`run`]; nearest points come from
@@ -14,6 +15,7 @@ pub mod activeft;
 pub mod facloc;
 pub mod fds;
 pub mod kmeans;
+pub mod typiclust;
 
 use std::time::Instant;
 
@@ -34,6 +36,8 @@ pub enum Method {
     KMeans,
     /// Facility location; with `Some(p)`, by `p` k-means parts.
     FacLoc(Option<usize>),
+    /// TypiClust with this many clusters.
+    TypiClust(usize),
 }
 
 impl Method {
@@ -44,6 +48,7 @@ impl Method {
             Method::Fds => "fds",
             Method::KMeans => "kmeans",
             Method::FacLoc(_) => "facloc",
+            Method::TypiClust(_) => "typiclust",
         }
     }
 }
@@ -107,6 +112,7 @@ pub fn run(
         Method::ActiveFt(params) => return activeft::select(features, params, round, Mode::Pruned, on_iteration),
         Method::KMeans => return kmeans::select(features, budget, round, &mut rng, on_iteration),
         Method::FacLoc(None) => return facloc::select(features, budget, round, on_iteration),
+        Method::TypiClust(clusters) => return typiclust::select(features, budget, *clusters, round, &mut rng),
         Method::FacLoc(Some(parts)) => {
             return facloc::select_by_parts(features, budget, *parts, round, &mut rng, on_iteration);
         }

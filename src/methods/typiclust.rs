@@ -1,0 +1,186 @@
+//! TypiClust (Hacohen et al., ICML 2022): cluster the pool, then take the
+//! most typical sample of the least-covered clusters in turn.
+//!
+//! - clusters: the tool's spherical k-means (seeded), `min(labeled +
+//!   budget, 500)` of them unless `--clusters` says otherwise (the paper's
+//!   code uses unseeded Euclidean k-means, which on unit rows is close);
+//! - clusters of 5 samples or fewer are visited only once every larger one
+//!   has nothing left to give;
+//! - each visit goes to the cluster with the fewest labeled or picked
+//!   members, then the largest, then the lowest index;
+//! - it takes, among the cluster's R remaining members (neither labeled,
+//!   excluded nor picked), the one of highest typicality `1 / (mean squared
+//!   distance to its K = min(20, ⌊R/2⌋) nearest remaining members + 1e-5)`;
+//!   with one member left, that one. Ties go to the lowest id.
+
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2};
+use rand::rngs::Xoshiro256PlusPlus;
+use rayon::prelude::*;
+
+use super::{Outcome, Round, kmeans};
+use crate::error::Result;
+use crate::linalg::squared_distance;
+use crate::nearest::Work;
+
+/// Clusters at most, by default.
+pub const MAX_CLUSTERS: usize = 500;
+/// Clusters this small are visited last.
+const SMALL: usize = 5;
+/// Neighbours in the typicality, at most.
+const NEIGHBOURS: usize = 20;
+
+/// The default cluster count for a round.
+pub fn default_clusters(labeled: usize, budget: usize) -> usize {
+    (labeled + budget).min(MAX_CLUSTERS)
+}
+
+/// `k` picks after `round`, with `clusters` k-means clusters.
+pub fn select(
+    features: &mut Array2<f32>,
+    k: usize,
+    clusters: usize,
+    round: &Round,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Outcome> {
+    let start = Instant::now();
+    let cluster_of = kmeans::clusters(features, clusters, rng)?;
+    let picks = pick(features.view(), &cluster_of, clusters, k, round);
+    Ok(Outcome::new(picks, Vec::new(), Vec::new(), start.elapsed().as_secs_f64(), 0.0, Work::default()))
+}
+
+/// The picks in order, given each sample's cluster.
+fn pick(features: ArrayView2<f32>, cluster_of: &[usize], clusters: usize, k: usize, round: &Round) -> Vec<usize> {
+    let mut members = vec![Vec::new(); clusters];
+    let mut covered = vec![0usize; clusters];
+    for (i, &c) in cluster_of.iter().enumerate() {
+        members[c].push(i);
+    }
+    for &i in &round.labeled {
+        covered[cluster_of[i]] += 1;
+    }
+    let mut taken = round.taken.clone();
+    let mut picks = Vec::with_capacity(k);
+    while picks.len() < k {
+        let remaining = |c: usize| members[c].iter().filter(|&&i| !taken[i]).count();
+        let cluster = (0..clusters)
+            .filter(|&c| remaining(c) > 0)
+            .min_by_key(|&c| (members[c].len() <= SMALL, covered[c], std::cmp::Reverse(members[c].len()), c))
+            .expect("the budget fits in the samples left");
+        let left: Vec<usize> = members[cluster].iter().copied().filter(|&i| !taken[i]).collect();
+        let chosen = most_typical(features, &left);
+        taken[chosen] = true;
+        covered[cluster] += 1;
+        picks.push(chosen);
+    }
+    picks
+}
+
+/// The member of `left` (ascending ids) with the highest typicality among
+/// `left`; ties to the lowest id.
+fn most_typical(features: ArrayView2<f32>, left: &[usize]) -> usize {
+    if left.len() == 1 {
+        return left[0];
+    }
+    let k = NEIGHBOURS.min(left.len() / 2);
+    let row = |i: usize| features.row(i).to_slice().expect("contiguous rows");
+    let typicality: Vec<f64> = left
+        .par_iter()
+        .map(|&i| {
+            let mut distances: Vec<f64> =
+                left.iter().filter(|&&j| j != i).map(|&j| squared_distance(row(i), row(j))).collect();
+            distances.select_nth_unstable_by(k - 1, f64::total_cmp);
+            let mut nearest = distances[..k].to_vec();
+            nearest.sort_unstable_by(f64::total_cmp);
+            1.0 / (nearest.iter().sum::<f64>() / k as f64 + 1e-5)
+        })
+        .collect();
+    let best = (0..left.len()).fold(0, |b, j| if typicality[j] > typicality[b] { j } else { b });
+    left[best]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{round_every, unit_rows};
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    /// The rule written out literally: all distances, sorted, every step.
+    fn literal(f: &Array2<f32>, cluster_of: &[usize], clusters: usize, k: usize, round: &Round) -> Vec<usize> {
+        let n = f.nrows();
+        let mut taken = round.taken.clone();
+        let mut covered = vec![0usize; clusters];
+        for &i in &round.labeled {
+            covered[cluster_of[i]] += 1;
+        }
+        let size = |c: usize| (0..n).filter(|&i| cluster_of[i] == c).count();
+        let mut picks = Vec::new();
+        while picks.len() < k {
+            let mut order: Vec<usize> = (0..clusters).collect();
+            order.sort_by_key(|&c| (size(c) <= SMALL, covered[c], std::cmp::Reverse(size(c)), c));
+            let cluster = order.into_iter().find(|&c| (0..n).any(|i| cluster_of[i] == c && !taken[i])).unwrap();
+            let left: Vec<usize> = (0..n).filter(|&i| cluster_of[i] == cluster && !taken[i]).collect();
+            let chosen = if left.len() == 1 {
+                left[0]
+            } else {
+                let kk = NEIGHBOURS.min(left.len() / 2);
+                let score = |i: usize| {
+                    let mut d: Vec<f64> = left
+                        .iter()
+                        .filter(|&&j| j != i)
+                        .map(|&j| squared_distance(f.row(i).as_slice().unwrap(), f.row(j).as_slice().unwrap()))
+                        .collect();
+                    d.sort_by(f64::total_cmp);
+                    1.0 / (d[..kk].iter().sum::<f64>() / kk as f64 + 1e-5)
+                };
+                let mut best = left[0];
+                for &i in &left[1..] {
+                    if score(i) > score(best) {
+                        best = i;
+                    }
+                }
+                best
+            };
+            taken[chosen] = true;
+            covered[cluster] += 1;
+            picks.push(chosen);
+        }
+        picks
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn picks_equal_the_literal_rule(
+            n in 10usize..200, d in 1usize..8, clusters in 1usize..12, k_frac in 0.0f64..0.7,
+            grid in proptest::option::of(1i32..3), labeled_every in 0usize..9, excluded_every in 0usize..7,
+            seed in 0u64..1000,
+        ) {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let f = unit_rows(n, d, &mut rng, grid);
+            let cluster_of: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % clusters).collect();
+            let round = round_every(n, labeled_every, excluded_every);
+            let left = round.eligible().len();
+            prop_assume!(left > 0);
+            let k = ((left as f64 * k_frac) as usize).clamp(1, left);
+            prop_assert_eq!(pick(f.view(), &cluster_of, clusters, k, &round), literal(&f, &cluster_of, clusters, k, &round));
+        }
+    }
+
+    #[test]
+    fn labeled_members_send_the_first_visits_elsewhere() {
+        // Two equal clusters; labeling one sample of cluster 0 sends the first pick to cluster 1.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let f = unit_rows(40, 4, &mut rng, None);
+        let cluster_of: Vec<usize> = (0..40).map(|i| i % 2).collect();
+        let fresh = pick(f.view(), &cluster_of, 2, 1, &Round::first(40));
+        assert_eq!(cluster_of[fresh[0]], 0, "ties in coverage and size go to the lower cluster");
+        let mut round = Round::first(40);
+        round.labeled = vec![0];
+        round.taken[0] = true;
+        let after = pick(f.view(), &cluster_of, 2, 1, &round);
+        assert_eq!(cluster_of[after[0]], 1);
+    }
+}
