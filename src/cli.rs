@@ -89,7 +89,7 @@ pub struct SelectArgs {
     pub budget: Budget,
 
     /// Selection method: ActiveFT, a baseline (random, farthest-point, spherical k-means),
-    /// facility location (the exact greedy on eval's coverage) or TypiClust.
+    /// facility location (the exact greedy on eval's coverage), TypiClust or ProbCover.
     /// The settings marked ActiveFT are refused with any other method
     #[arg(long, value_enum, default_value_t = MethodArg::Activeft)]
     pub method: MethodArg,
@@ -154,6 +154,14 @@ pub struct SelectArgs {
     #[arg(long, value_enum, value_name = "WHICH")]
     pub label_column: Option<LabelColumn>,
 
+    /// probcover: the balls' radius δ (Euclidean, between unit rows)
+    #[arg(long, value_name = "D")]
+    pub delta: Option<f64>,
+
+    /// probcover: choose δ by 95% pure balls over C k-means pseudo-classes instead of --delta
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "delta")]
+    pub purity_classes: Option<u32>,
+
     /// typiclust: k-means clusters [default: labeled + budget, at most 500]
     #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..))]
     pub clusters: Option<u32>,
@@ -183,6 +191,7 @@ pub enum MethodArg {
     Kmeans,
     Facloc,
     Typiclust,
+    Probcover,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -271,6 +280,11 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
     if args.method != MethodArg::Typiclust && given.value_source("clusters") == Some(ValueSource::CommandLine) {
         return Err(Error::usage("--clusters", "is a setting of --method typiclust"));
     }
+    for (id, flag) in [("delta", "--delta"), ("purity_classes", "--purity-classes")] {
+        if args.method != MethodArg::Probcover && given.value_source(id) == Some(ValueSource::CommandLine) {
+            return Err(Error::usage(flag, "is a setting of --method probcover"));
+        }
+    }
     let method = match args.method {
         MethodArg::Activeft => MethodSettings::ActiveFt(ActiveFtSettings {
             iterations: args.iterations,
@@ -304,6 +318,18 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
                 MethodArg::Kmeans => MethodSettings::KMeans,
                 MethodArg::Facloc => MethodSettings::FacLoc { partitions: args.partitions.map(|p| p as usize) },
                 MethodArg::Typiclust => MethodSettings::TypiClust { clusters: args.clusters.map(|c| c as usize) },
+                MethodArg::Probcover => {
+                    if args.delta.is_none() && args.purity_classes.is_none() {
+                        return Err(Error::usage("--method", "probcover needs --delta D or --purity-classes C"));
+                    }
+                    if let Some(d) = args.delta.filter(|d| !(d.is_finite() && *d > 0.0)) {
+                        return Err(Error::usage("--delta", format!("must be a positive number, got {d}")));
+                    }
+                    MethodSettings::ProbCover {
+                        delta: args.delta,
+                        purity_classes: args.purity_classes.map(|c| c as usize),
+                    }
+                }
                 MethodArg::Activeft => unreachable!("handled above"),
             }
         }

@@ -60,6 +60,11 @@ pub enum MethodSettings {
     TypiClust {
         clusters: Option<usize>,
     },
+    /// ProbCover with a radius, or the purity rule over pseudo-classes.
+    ProbCover {
+        delta: Option<f64>,
+        purity_classes: Option<usize>,
+    },
 }
 
 /// ActiveFT's own settings, unchecked until the pool's size is known.

@@ -101,12 +101,21 @@ fn select(settings: &SelectSettings) -> Result<()> {
                 }
                 Method::TypiClust(clusters)
             }
+            MethodSettings::ProbCover { delta, purity_classes } => {
+                if purity_classes.is_some_and(|c| c > n) {
+                    return Err(Error::usage(
+                        "--purity-classes",
+                        format!("{} is more than the {n} samples", purity_classes.unwrap_or(0)),
+                    ));
+                }
+                Method::ProbCover { delta: *delta, purity_classes: *purity_classes }
+            }
         };
         let steps = match &method {
             Method::ActiveFt(params) => params.iterations,
             Method::KMeans => methods::kmeans::MAX_ITERATIONS,
             Method::FacLoc(_) => budget,
-            Method::TypiClust(_) => 0,
+            Method::TypiClust(_) | Method::ProbCover { .. } => 0,
             _ => 0,
         };
         let bar = progress::bar(steps as u64, settings.quiet);
@@ -141,6 +150,7 @@ fn select(settings: &SelectSettings) -> Result<()> {
                     total: start.elapsed().as_secs_f64(),
                 },
                 work: outcome.work,
+                graph: outcome.graph,
                 version: env!("CARGO_PKG_VERSION"),
             };
             let mut bytes = serde_json::to_vec_pretty(&report).expect("the report serialises");

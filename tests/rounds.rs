@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::{activeft, fixture, json};
 
-const METHODS: [&str; 6] = ["activeft", "random", "fds", "kmeans", "facloc", "typiclust"];
+const METHODS: [&str; 7] = ["activeft", "random", "fds", "kmeans", "facloc", "typiclust", "probcover"];
 
 fn digits() -> PathBuf {
     fixture("digits.npy")
@@ -34,6 +34,9 @@ fn method_args(method: &str) -> Vec<&str> {
     let mut args = vec!["--method", method];
     if method == "activeft" {
         args.extend(["--iterations", "30"]);
+    }
+    if method == "probcover" {
+        args.extend(["--delta", "0.3"]);
     }
     args
 }
@@ -307,4 +310,32 @@ fn typiclust_takes_its_cluster_count_and_refuses_it_elsewhere() {
     refused(&["--budget", "5", "--method", "fds", "--clusters", "4"], &["--clusters", "typiclust"]);
     refused(&["--budget", "5", "--method", "typiclust", "--clusters", "0"], &["--clusters"]);
     refused(&["--budget", "5", "--method", "typiclust", "--clusters", "1798"], &["--clusters", "1797"]);
+}
+
+#[test]
+fn probcover_needs_a_radius_and_reports_its_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let picks = ids(&select(&[
+        "--budget",
+        "30",
+        "--method",
+        "probcover",
+        "--purity-classes",
+        "10",
+        "--report",
+        report.to_str().unwrap(),
+    ]));
+    assert_eq!(picks.len(), 30);
+    let r = json(&std::fs::read(&report).unwrap());
+    let (delta, edges) = (r["graph"]["delta"].as_f64().unwrap(), r["graph"]["edges"].as_u64().unwrap());
+    assert!(delta > 0.0 && edges >= 1797, "{delta} {edges}");
+    refused(&["--budget", "5", "--method", "probcover"], &["--delta", "--purity-classes"]);
+    refused(&["--budget", "5", "--method", "probcover", "--delta", "0"], &["--delta", "positive"]);
+    refused(&["--budget", "5", "--method", "probcover", "--delta", "-1"], &["--delta"]);
+    refused(&["--budget", "5", "--method", "kmeans", "--delta", "0.3"], &["--delta", "probcover"]);
+    refused(
+        &["--budget", "5", "--method", "probcover", "--delta", "0.3", "--purity-classes", "4"],
+        &["--purity-classes"],
+    );
 }

@@ -39,6 +39,8 @@ pub struct Report {
     pub seconds: Seconds,
     /// How much the nearest-point engine computed (see README).
     pub work: crate::nearest::Work,
+    /// ProbCover's radius and edge count (null for the other methods).
+    pub graph: Option<crate::methods::Graph>,
     /// The activeft version that wrote this report.
     pub version: &'static str,
 }

@@ -5,7 +5,8 @@
 //! - `fds`: farthest-point sampling (k-center greedy);
 //! - `kmeans`: spherical k-means, centres mapped to their nearest samples;
 //! - `facloc`: facility location, the exact greedy on `eval`'s coverage;
-//! - `typiclust`: the most typical sample of the least-covered k-means clusters.
+//! - `typiclust`: the most typical sample of the least-covered k-means clusters;
+//! - `probcover`: the samples whose δ-balls cover the most of the pool.
 //!
 //! A new method goes in a file (or folder) of its own here, with a variant
 //! in [`Method`] and a line in [`run`]; nearest points come from
@@ -15,6 +16,7 @@ pub mod activeft;
 pub mod facloc;
 pub mod fds;
 pub mod kmeans;
+pub mod probcover;
 pub mod typiclust;
 
 use std::time::Instant;
@@ -38,6 +40,11 @@ pub enum Method {
     FacLoc(Option<usize>),
     /// TypiClust with this many clusters.
     TypiClust(usize),
+    /// ProbCover with this radius, or the one purity over this many classes picks.
+    ProbCover {
+        delta: Option<f64>,
+        purity_classes: Option<usize>,
+    },
 }
 
 impl Method {
@@ -49,6 +56,7 @@ impl Method {
             Method::KMeans => "kmeans",
             Method::FacLoc(_) => "facloc",
             Method::TypiClust(_) => "typiclust",
+            Method::ProbCover { .. } => "probcover",
         }
     }
 }
@@ -92,6 +100,17 @@ pub struct Outcome {
     pub map_seconds: f64,
     /// How much the nearest-point engine computed.
     pub work: Work,
+    /// ProbCover's graph.
+    pub graph: Option<Graph>,
+}
+
+/// The radius ProbCover used and how many edges its graph held.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Graph {
+    /// The balls' radius δ.
+    pub delta: f64,
+    /// Directed edges, each sample's edge to itself included.
+    pub edges: usize,
 }
 
 /// Runs `method` for `budget` new samples with `seed`, after `round`.
@@ -113,6 +132,12 @@ pub fn run(
         Method::KMeans => return kmeans::select(features, budget, round, &mut rng, on_iteration),
         Method::FacLoc(None) => return facloc::select(features, budget, round, on_iteration),
         Method::TypiClust(clusters) => return typiclust::select(features, budget, *clusters, round, &mut rng),
+        Method::ProbCover { delta, purity_classes } => {
+            let (mut outcome, delta, edges) =
+                probcover::select(features, budget, *delta, *purity_classes, round, &mut rng)?;
+            outcome.graph = Some(Graph { delta, edges });
+            return Ok(outcome);
+        }
         Method::FacLoc(Some(parts)) => {
             return facloc::select_by_parts(features, budget, *parts, round, &mut rng, on_iteration);
         }
@@ -138,6 +163,6 @@ impl Outcome {
     ) -> Self {
         let mut selected = picks.clone();
         selected.sort_unstable();
-        Outcome { selected, picks, init, losses, optimize_seconds, map_seconds, work }
+        Outcome { selected, picks, init, losses, optimize_seconds, map_seconds, work, graph: None }
     }
 }

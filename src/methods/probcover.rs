@@ -1,0 +1,360 @@
+//! ProbCover (Yehuda et al., NeurIPS 2022): pick the samples whose balls
+//! of radius δ cover the most samples not covered yet.
+//!
+//! The graph has an edge x → y when `|f_x − f_y| < δ` (x itself included),
+//! for every row (the paper's code leaves the last n mod 500 rows without
+//! edges). It is built exactly in tiles: a float32 product rules out the
+//! pairs that cannot be within δ, and [`squared_distance`] decides the
+//! rest; it is kept as `u32` neighbour lists. The distance is symmetric to
+//! the bit, so the lists serve as in-edges too. Labeled samples cover
+//! their balls first; then each pick is the sample covering the most
+//! uncovered samples (ties: the lowest id). Once everything coverable is
+//! covered (the paper's code then repeats sample 0), the rest are the
+//! samples with the largest balls, ties to the lowest id.
+
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2, Axis, s};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::seq::index;
+use rayon::prelude::*;
+
+use super::{Outcome, Round, kmeans};
+use crate::error::{Error, Result};
+use crate::linalg::{dot_error_bound, gemm_nt, squared_distance};
+use crate::nearest::Work;
+
+/// Rows whose neighbours are found together.
+const TILE: usize = 512;
+/// Rows sampled to estimate the graph's size, and centres for purity.
+const SIZE_SAMPLE: usize = 1000;
+const PURITY_SAMPLE: usize = 10_000;
+/// The share of pure balls the chosen δ must reach, and its grid.
+const PURITY: f64 = 0.95;
+const GRID: f64 = 0.05;
+
+/// The neighbour lists: `members[starts[x]..starts[x + 1]]`, ascending.
+pub struct Graph {
+    starts: Vec<usize>,
+    members: Vec<u32>,
+}
+
+impl Graph {
+    fn ball(&self, x: usize) -> &[u32] {
+        &self.members[self.starts[x]..self.starts[x + 1]]
+    }
+
+    pub fn edges(&self) -> usize {
+        self.members.len()
+    }
+}
+
+/// The rows of `features` that may lie within `delta` of `rows`, as a
+/// float32 product can tell: similarity above `1 − δ²/2` less its error
+/// and the rows' norms' rounding.
+fn may_be_within(delta: f64, dim: usize) -> f32 {
+    (1.0 - delta * delta / 2.0 - 1e-6 - 2.0 * f64::from(dot_error_bound(dim))) as f32
+}
+
+/// Columns of the pool compared at once with a tile of rows, so a tile's
+/// scores stay small (`TILE × COLUMNS` floats) whatever the pool's size.
+const COLUMNS: usize = 8192;
+
+/// Calls `visit(first column, scores)` for the float32 similarities of
+/// `rows` to the pool, block of columns by block of columns.
+fn blocks(rows: ArrayView2<f32>, features: ArrayView2<f32>, mut visit: impl FnMut(usize, ArrayView2<f32>)) {
+    let n = features.nrows();
+    let mut scores = Array2::<f32>::zeros((rows.nrows(), COLUMNS.min(n)));
+    for first in (0..n).step_by(COLUMNS) {
+        let columns = features.slice(s![first..(first + COLUMNS).min(n), ..]);
+        let mut block = scores.slice_mut(s![.., ..columns.nrows()]);
+        gemm_nt(rows, columns, &mut block);
+        visit(first, scores.slice(s![.., ..columns.nrows()]));
+    }
+}
+
+/// Every sample's ball of radius `delta`, exactly.
+pub fn graph(features: ArrayView2<f32>, delta: f64) -> Graph {
+    let n = features.nrows();
+    let cut = may_be_within(delta, features.ncols());
+    let limit = delta * delta;
+    let tiles: Vec<Vec<Vec<u32>>> = (0..n.div_ceil(TILE))
+        .into_par_iter()
+        .map(|t| {
+            let rows = features.slice(s![t * TILE..((t + 1) * TILE).min(n), ..]);
+            let mut balls: Vec<Vec<u32>> = vec![Vec::new(); rows.nrows()];
+            blocks(rows, features, |first, scores| {
+                for (r, row) in scores.outer_iter().enumerate() {
+                    let x = features.row(t * TILE + r);
+                    let x = x.as_slice().expect("contiguous rows");
+                    for (c, &s) in row.iter().enumerate() {
+                        let y = first + c;
+                        if s > cut && squared_distance(x, features.row(y).as_slice().expect("contiguous")) < limit {
+                            balls[r].push(y as u32);
+                        }
+                    }
+                }
+            });
+            balls
+        })
+        .collect();
+    let mut starts = Vec::with_capacity(n + 1);
+    starts.push(0);
+    let mut members = Vec::new();
+    for ball in tiles.into_iter().flatten() {
+        members.extend(ball);
+        starts.push(members.len());
+    }
+    Graph { starts, members }
+}
+
+/// The graph's edges for radius `delta`, estimated from a seeded sample of
+/// rows, and for each step of the grid the estimate at that radius.
+fn estimate_edges(features: ArrayView2<f32>, rng: &mut Xoshiro256PlusPlus) -> Vec<f64> {
+    let n = features.nrows();
+    let sample = index::sample(rng, n, SIZE_SAMPLE.min(n)).into_vec();
+    let rows = features.select(Axis(0), &sample);
+    // Distances from similarities (unit rows), counted per grid step.
+    let steps = (2.0 / GRID).round() as usize + 1;
+    let mut counts = vec![0u64; steps + 1];
+    blocks(rows.view(), features, |_, scores| {
+        for &s in &scores {
+            let d = (2.0 - 2.0 * f64::from(s)).max(0.0).sqrt();
+            counts[((d / GRID).ceil() as usize).min(steps)] += 1;
+        }
+    });
+    let scale = n as f64 / rows.nrows() as f64;
+    let mut total = 0u64;
+    counts
+        .iter()
+        .map(|&c| {
+            total += c;
+            total as f64 * scale
+        })
+        .collect()
+}
+
+/// `k` picks after `round` with balls of radius `delta` (or, with
+/// `purity_classes`, the δ the purity rule chooses).
+pub fn select(
+    features: &Array2<f32>,
+    k: usize,
+    delta: Option<f64>,
+    purity_classes: Option<usize>,
+    round: &Round,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<(Outcome, f64, usize)> {
+    let start = Instant::now();
+    let delta = match (delta, purity_classes) {
+        (Some(delta), _) => delta,
+        (None, Some(classes)) => purest_delta(&mut features.clone(), classes, rng)?,
+        (None, None) => unreachable!("the command line requires one"),
+    };
+    let estimates = estimate_edges(features.view(), rng);
+    let step = ((delta / GRID).ceil() as usize).min(estimates.len() - 1);
+    let bytes = estimates[step] * 4.0 + features.nrows() as f64 * 8.0;
+    let room = available_memory() / 2.0;
+    if bytes > room {
+        let fits = (0..=step).rev().find(|&s| estimates[s] * 4.0 < room).map_or(0.0, |s| s as f64 * GRID);
+        return Err(Error::usage(
+            "--delta",
+            format!(
+                "the graph would need about {:.1} GB (estimated from {} rows), more than half the memory here; \
+                 try --delta {fits:.2} or less",
+                bytes / 1e9,
+                SIZE_SAMPLE.min(features.nrows())
+            ),
+        ));
+    }
+    let graph = graph(features.view(), delta);
+    let edges = graph.edges();
+    let picks = greedy(&graph, k, round);
+    let outcome = Outcome::new(picks, Vec::new(), Vec::new(), start.elapsed().as_secs_f64(), 0.0, Work::default());
+    Ok((outcome, delta, edges))
+}
+
+/// The greedy on a built graph: the picks in order.
+fn greedy(graph: &Graph, k: usize, round: &Round) -> Vec<usize> {
+    let n = round.taken.len();
+    let mut covered = vec![false; n];
+    let mut gain: Vec<usize> = (0..n).map(|x| graph.ball(x).len()).collect();
+    let cover = |x: usize, covered: &mut Vec<bool>, gain: &mut Vec<usize>| {
+        for &y in graph.ball(x) {
+            if !std::mem::replace(&mut covered[y as usize], true) {
+                for &z in graph.ball(y as usize) {
+                    gain[z as usize] -= 1;
+                }
+            }
+        }
+    };
+    for &x in &round.labeled {
+        cover(x, &mut covered, &mut gain);
+    }
+    let mut taken = round.taken.clone();
+    let mut picks = Vec::with_capacity(k);
+    while picks.len() < k {
+        let best = (0..n).filter(|&x| !taken[x]).fold(None, |b: Option<usize>, x| match b {
+            Some(b) if gain[b] >= gain[x] => Some(b),
+            _ => Some(x),
+        });
+        let best = best.expect("the budget fits in the samples left");
+        if gain[best] == 0 {
+            break;
+        }
+        cover(best, &mut covered, &mut gain);
+        taken[best] = true;
+        picks.push(best);
+    }
+    // Everything coverable is covered: the largest balls left, lowest id first.
+    let mut rest: Vec<usize> = (0..n).filter(|&x| !taken[x]).collect();
+    rest.sort_by_key(|&x| (std::cmp::Reverse(graph.ball(x).len()), x));
+    picks.extend(rest.into_iter().take(k - picks.len()));
+    picks
+}
+
+/// The largest δ on the grid 0.05, 0.10, … 2.00 whose balls are pure (all
+/// members share the centre's k-means pseudo-label) for at least 95% of a
+/// seeded sample of up to 10,000 centres.
+fn purest_delta(features: &mut Array2<f32>, classes: usize, rng: &mut Xoshiro256PlusPlus) -> Result<f64> {
+    let labels = kmeans::clusters(features, classes, rng)?;
+    let features = &*features;
+    let n = features.nrows();
+    let centres = index::sample(rng, n, PURITY_SAMPLE.min(n)).into_vec();
+    // A ball is pure iff the nearest sample of another label is at least δ away.
+    let nearest_other: Vec<f64> = centres
+        .par_chunks(TILE)
+        .flat_map_iter(|chunk| {
+            let rows = features.select(Axis(0), chunk);
+            let tolerance = 4.0 * dot_error_bound(features.ncols());
+            let row = |i: usize| features.row(i).to_slice().expect("contiguous rows");
+            // Per centre: the best other-label filter score, and the exact
+            // distances of every candidate within the filter's error of it.
+            let mut best = vec![f32::NEG_INFINITY; chunk.len()];
+            blocks(rows.view(), features.view(), |first, scores| {
+                for (r, line) in scores.outer_iter().enumerate() {
+                    for (c, &s) in line.iter().enumerate() {
+                        if labels[first + c] != labels[chunk[r]] {
+                            best[r] = best[r].max(s);
+                        }
+                    }
+                }
+            });
+            let mut nearest = vec![f64::INFINITY; chunk.len()];
+            blocks(rows.view(), features.view(), |first, scores| {
+                for (r, line) in scores.outer_iter().enumerate() {
+                    let x = chunk[r];
+                    for (c, &s) in line.iter().enumerate() {
+                        let y = first + c;
+                        if labels[y] != labels[x] && s >= best[r] - tolerance {
+                            nearest[r] = nearest[r].min(squared_distance(row(x), row(y)).sqrt());
+                        }
+                    }
+                }
+            });
+            nearest
+        })
+        .collect();
+    let steps = (2.0 / GRID).round() as usize;
+    // Grid values in hundredths, so 0.3 prints as 0.3.
+    let chosen = (1..=steps).rev().map(|s| (s as f64 * GRID * 100.0).round() / 100.0).find(|&delta| {
+        let pure = nearest_other.iter().filter(|&&d| d >= delta).count();
+        pure as f64 >= PURITY * nearest_other.len() as f64
+    });
+    Ok(chosen.unwrap_or(GRID))
+}
+
+/// Bytes of memory available, from /proc/meminfo (8 GB where unknown).
+fn available_memory() -> f64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(8e9, |kb| kb * 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{round_every, unit_rows};
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    /// ProbCover written out literally: all pairs, every gain recounted each step.
+    fn literal(f: &Array2<f32>, delta: f64, k: usize, round: &Round) -> Vec<usize> {
+        let n = f.nrows();
+        let near = |x: usize, y: usize| {
+            squared_distance(f.row(x).as_slice().unwrap(), f.row(y).as_slice().unwrap()) < delta * delta
+        };
+        let mut covered = vec![false; n];
+        for &x in &round.labeled {
+            (0..n).filter(|&y| near(x, y)).for_each(|y| covered[y] = true);
+        }
+        let mut taken = round.taken.clone();
+        let mut picks = Vec::new();
+        while picks.len() < k {
+            let gain = |x: usize| (0..n).filter(|&y| near(x, y) && !covered[y]).count();
+            let mut best: Option<usize> = None;
+            for x in (0..n).filter(|&x| !taken[x]) {
+                if best.is_none_or(|b| gain(x) > gain(b)) {
+                    best = Some(x);
+                }
+            }
+            let best = best.unwrap();
+            if gain(best) == 0 {
+                let mut rest: Vec<usize> = (0..n).filter(|&x| !taken[x]).collect();
+                rest.sort_by_key(|&x| (std::cmp::Reverse((0..n).filter(|&y| near(x, y)).count()), x));
+                picks.extend(rest.into_iter().take(k - picks.len()));
+                break;
+            }
+            (0..n).filter(|&y| near(best, y)).for_each(|y| covered[y] = true);
+            taken[best] = true;
+            picks.push(best);
+        }
+        picks
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn picks_equal_the_literal_rule(
+            n in 2usize..150, d in 1usize..8, delta in 0.05f64..1.5, k_frac in 0.0f64..0.8,
+            grid in proptest::option::of(1i32..3), labeled_every in 0usize..9, excluded_every in 0usize..7,
+            seed in 0u64..1000,
+        ) {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let f = unit_rows(n, d, &mut rng, grid);
+            let round = round_every(n, labeled_every, excluded_every);
+            let left = round.eligible().len();
+            prop_assume!(left > 0);
+            let k = ((left as f64 * k_frac) as usize).clamp(1, left);
+            let g = graph(f.view(), delta);
+            for x in 0..n {
+                let want: Vec<u32> = (0..n)
+                    .filter(|&y| squared_distance(f.row(x).as_slice().unwrap(), f.row(y).as_slice().unwrap()) < delta * delta)
+                    .map(|y| y as u32)
+                    .collect();
+                prop_assert_eq!(g.ball(x), &want[..]);
+            }
+            let picks = greedy(&g, k, &round);
+            prop_assert_eq!(&picks, &literal(&f, delta, k, &round));
+            prop_assert!(picks.iter().all(|&x| !round.taken[x]));
+        }
+    }
+
+    #[test]
+    fn labeled_balls_are_covered_first() {
+        // Two tight groups; with one labeled in the first, the first pick goes to the second.
+        let mut rows = Array2::<f32>::zeros((20, 2));
+        for i in 0..20 {
+            let angle = if i < 10 { 0.01 * i as f32 } else { 1.5 + 0.01 * i as f32 };
+            rows[[i, 0]] = angle.cos();
+            rows[[i, 1]] = angle.sin();
+        }
+        let g = graph(rows.view(), 0.3);
+        assert!(greedy(&g, 1, &Round::first(20))[0] < 10, "ties go to the lower ids");
+        let mut round = Round::first(20);
+        round.labeled = vec![4];
+        round.taken[4] = true;
+        assert!(greedy(&g, 1, &round)[0] >= 10);
+    }
+}
