@@ -85,37 +85,19 @@ fn select(settings: &SelectSettings) -> Result<()> {
             MethodSettings::Random => Method::Random,
             MethodSettings::Fds => Method::Fds,
             MethodSettings::KMeans => Method::KMeans,
-            MethodSettings::FacLoc { partitions } => {
-                if partitions.is_some_and(|p| p > n) {
-                    return Err(Error::usage(
-                        "--partitions",
-                        format!("{} is more than the {n} samples", partitions.unwrap_or(0)),
-                    ));
-                }
-                Method::FacLoc(*partitions)
-            }
+            MethodSettings::FacLoc { partitions } => Method::FacLoc(at_most_n("--partitions", *partitions, n)?),
             MethodSettings::TypiClust { clusters } => {
                 let clusters = clusters.unwrap_or(methods::typiclust::default_clusters(round.labeled.len(), budget));
-                if clusters > n {
-                    return Err(Error::usage("--clusters", format!("{clusters} is more than the {n} samples")));
-                }
-                Method::TypiClust(clusters)
+                Method::TypiClust(at_most_n("--clusters", Some(clusters), n)?.unwrap_or(clusters))
             }
             MethodSettings::ProbCover { delta, purity_classes } => {
-                if purity_classes.is_some_and(|c| c > n) {
-                    return Err(Error::usage(
-                        "--purity-classes",
-                        format!("{} is more than the {n} samples", purity_classes.unwrap_or(0)),
-                    ));
-                }
-                Method::ProbCover { delta: *delta, purity_classes: *purity_classes }
+                Method::ProbCover { delta: *delta, purity_classes: at_most_n("--purity-classes", *purity_classes, n)? }
             }
         };
         let steps = match &method {
             Method::ActiveFt(params) => params.iterations,
             Method::KMeans => methods::kmeans::MAX_ITERATIONS,
             Method::FacLoc(_) => budget,
-            Method::TypiClust(_) | Method::ProbCover { .. } => 0,
             _ => 0,
         };
         let bar = progress::bar(steps as u64, settings.quiet);
@@ -159,6 +141,14 @@ fn select(settings: &SelectSettings) -> Result<()> {
         }
         sink.commit(&selection_bytes(&outcome.selected, names.as_ref(), settings.format))
     })
+}
+
+/// A count a flag sets (parts, clusters, classes), which cannot exceed the pool.
+fn at_most_n(flag: &'static str, count: Option<usize>, n: usize) -> Result<Option<usize>> {
+    match count {
+        Some(c) if c > n => Err(Error::usage(flag, format!("{c} is more than the {n} samples"))),
+        _ => Ok(count),
+    }
 }
 
 /// What came before this round, checked against the pool: labeled and

@@ -129,7 +129,7 @@ pub fn load_labels(path: &Path) -> Result<Vec<i64>> {
     if path.is_dir() {
         return Err(Error::input(path, "is a directory, not an .npy file"));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::input(path, io_reason(&e)))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::input(path, super::source::reason(&e)))?;
     let header = read_header(path, &mut &bytes[..], bytes.len() as u64)?;
     let bad = |msg: String| Error::input(path, msg);
     let n = match header.shape[..] {
@@ -181,7 +181,7 @@ pub fn load_labels(path: &Path) -> Result<Vec<i64>> {
 
 /// A parser's message (which may quote the header over several lines) as
 /// one printable line.
-pub fn one_line(e: &impl std::fmt::Display) -> String {
+fn one_line(e: &impl std::fmt::Display) -> String {
     let text = e.to_string();
     let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no details");
     first.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>().trim_end_matches(':').into()
@@ -191,14 +191,6 @@ pub fn shape_text(shape: &[usize]) -> String {
     match shape {
         [one] => format!("({one},)"),
         _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
-    }
-}
-
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => format!("cannot read: {e}"),
     }
 }
 

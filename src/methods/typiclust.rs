@@ -61,17 +61,18 @@ fn pick(features: ArrayView2<f32>, cluster_of: &[usize], clusters: usize, k: usi
         covered[cluster_of[i]] += 1;
     }
     let mut taken = round.taken.clone();
+    let mut remaining: Vec<usize> = members.iter().map(|m| m.iter().filter(|&&i| !taken[i]).count()).collect();
     let mut picks = Vec::with_capacity(k);
     while picks.len() < k {
-        let remaining = |c: usize| members[c].iter().filter(|&&i| !taken[i]).count();
         let cluster = (0..clusters)
-            .filter(|&c| remaining(c) > 0)
+            .filter(|&c| remaining[c] > 0)
             .min_by_key(|&c| (members[c].len() <= SMALL, covered[c], std::cmp::Reverse(members[c].len()), c))
             .expect("the budget fits in the samples left");
         let left: Vec<usize> = members[cluster].iter().copied().filter(|&i| !taken[i]).collect();
         let chosen = most_typical(features, &left);
         taken[chosen] = true;
         covered[cluster] += 1;
+        remaining[cluster] -= 1;
         picks.push(chosen);
     }
     picks
