@@ -32,16 +32,19 @@ impl Budget {
     /// exactly as the reference does (`int(n * p * 0.01)`). At least 1 and
     /// at most `n`.
     pub fn resolve(self, n: usize) -> Result<usize> {
+        self.resolve_for("--budget", n)
+    }
+
+    /// [`Budget::resolve`] for a flag sized like `--budget`.
+    pub fn resolve_for(self, flag: &'static str, n: usize) -> Result<usize> {
         let k = match self {
             Budget::Count(k) => k,
             Budget::Percent(p) => (n as f64 * p * 0.01).floor() as usize,
         };
         match self {
-            Budget::Percent(p) if k == 0 => {
-                Err(Error::usage("--budget", format!("{p}% of {n} samples rounds down to 0")))
-            }
-            _ if k == 0 => Err(Error::usage("--budget", "must be at least 1")),
-            _ if k > n => Err(Error::usage("--budget", format!("{k} is more than the {n} samples in the pool"))),
+            Budget::Percent(p) if k == 0 => Err(Error::usage(flag, format!("{p}% of {n} samples rounds down to 0"))),
+            _ if k == 0 => Err(Error::usage(flag, "must be at least 1")),
+            _ if k > n => Err(Error::usage(flag, format!("{k} is more than the {n} samples in the pool"))),
             _ => Ok(k),
         }
     }

@@ -88,9 +88,10 @@ pub struct SelectArgs {
     #[arg(long, value_name = "N|P%")]
     pub budget: Budget,
 
-    /// Selection method: ActiveFT, a baseline (random, farthest-point, spherical k-means),
-    /// facility location (the exact greedy on eval's coverage), TypiClust or ProbCover.
-    /// The settings marked ActiveFT are refused with any other method
+    /// Selection method: ActiveFT, BiLAF (ActiveFT's picks as class centres, then boundary
+    /// samples), a baseline (random, farthest-point, spherical k-means), facility location
+    /// (the exact greedy on eval's coverage), TypiClust or ProbCover.
+    /// The settings marked ActiveFT are refused with any method but activeft and bilaf
     #[arg(long, value_enum, default_value_t = MethodArg::Activeft)]
     pub method: MethodArg,
 
@@ -154,6 +155,11 @@ pub struct SelectArgs {
     #[arg(long, value_enum, value_name = "WHICH")]
     pub label_column: Option<LabelColumn>,
 
+    /// bilaf: core samples ActiveFT picks first, a count or a share of the pool
+    /// [default: half the budget]
+    #[arg(long, value_name = "N|P%")]
+    pub core: Option<Budget>,
+
     /// probcover: the balls' radius δ (Euclidean, between unit rows)
     #[arg(long, value_name = "D")]
     pub delta: Option<f64>,
@@ -186,6 +192,7 @@ pub struct SelectArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {
     Activeft,
+    Bilaf,
     Random,
     Fds,
     Kmeans,
@@ -277,6 +284,9 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
     if args.method != MethodArg::Facloc && given.value_source("partitions") == Some(ValueSource::CommandLine) {
         return Err(Error::usage("--partitions", "is a setting of --method facloc"));
     }
+    if args.method != MethodArg::Bilaf && given.value_source("core") == Some(ValueSource::CommandLine) {
+        return Err(Error::usage("--core", "is a setting of --method bilaf"));
+    }
     if args.method != MethodArg::Typiclust && given.value_source("clusters") == Some(ValueSource::CommandLine) {
         return Err(Error::usage("--clusters", "is a setting of --method typiclust"));
     }
@@ -285,23 +295,25 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
             return Err(Error::usage(flag, "is a setting of --method probcover"));
         }
     }
+    let stage_one = |args: &SelectArgs| ActiveFtSettings {
+        iterations: args.iterations,
+        lr: args.lr,
+        temperature: args.temperature,
+        balance: args.balance,
+        scheduler: match args.scheduler {
+            SchedulerArg::None => Scheduler::Constant,
+            SchedulerArg::Cosine => Scheduler::Cosine,
+        },
+        init: match (&args.init_indices, args.init) {
+            (Some(path), _) => InitChoice::Indices(path.clone()),
+            (None, InitArg::Random) => InitChoice::Random,
+            (None, InitArg::Fps) => InitChoice::Fps,
+        },
+        batch_size: args.batch_size,
+    };
     let method = match args.method {
-        MethodArg::Activeft => MethodSettings::ActiveFt(ActiveFtSettings {
-            iterations: args.iterations,
-            lr: args.lr,
-            temperature: args.temperature,
-            balance: args.balance,
-            scheduler: match args.scheduler {
-                SchedulerArg::None => Scheduler::Constant,
-                SchedulerArg::Cosine => Scheduler::Cosine,
-            },
-            init: match (args.init_indices, args.init) {
-                (Some(path), _) => InitChoice::Indices(path),
-                (None, InitArg::Random) => InitChoice::Random,
-                (None, InitArg::Fps) => InitChoice::Fps,
-            },
-            batch_size: args.batch_size,
-        }),
+        MethodArg::Activeft => MethodSettings::ActiveFt(stage_one(&args)),
+        MethodArg::Bilaf => MethodSettings::BiLaf { stage_one: stage_one(&args), core: args.core },
         other => {
             let name = other.to_possible_value().expect("no method is skipped").get_name().to_string();
             if let Some((_, flag)) =
@@ -309,7 +321,7 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
             {
                 return Err(Error::usage(
                     flag,
-                    format!("is a setting of --method activeft; --method {name} does not use it"),
+                    format!("is a setting of --method activeft (and bilaf); --method {name} does not use it"),
                 ));
             }
             match other {
@@ -330,7 +342,7 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
                         purity_classes: args.purity_classes.map(|c| c as usize),
                     }
                 }
-                MethodArg::Activeft => unreachable!("handled above"),
+                MethodArg::Activeft | MethodArg::Bilaf => unreachable!("handled above"),
             }
         }
     };

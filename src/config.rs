@@ -49,6 +49,11 @@ pub struct SelectSettings {
 #[derive(Debug, Clone)]
 pub enum MethodSettings {
     ActiveFt(ActiveFtSettings),
+    /// BiLAF: ActiveFT's settings for the core samples, and how many.
+    BiLaf {
+        stage_one: ActiveFtSettings,
+        core: Option<Budget>,
+    },
     Random,
     Fds,
     KMeans,

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::budget::Budget;
 use crate::config::{ActiveFtSettings, EvalSettings, InitChoice, Limit, MethodSettings, SelectSettings, Settings};
 use crate::error::{Error, Result};
 use crate::eval::{self, Metrics};
@@ -38,7 +39,10 @@ fn feature_inputs(features: &[std::path::PathBuf]) -> Vec<(&'static str, &Path)>
 fn select(settings: &SelectSettings) -> Result<()> {
     let start = Instant::now();
     let init_path = match &settings.method {
-        MethodSettings::ActiveFt(ActiveFtSettings { init: InitChoice::Indices(path), .. }) => Some(path.as_path()),
+        MethodSettings::ActiveFt(ActiveFtSettings { init: InitChoice::Indices(path), .. })
+        | MethodSettings::BiLaf { stage_one: ActiveFtSettings { init: InitChoice::Indices(path), .. }, .. } => {
+            Some(path.as_path())
+        }
         _ => None,
     };
     let mut inputs = feature_inputs(&settings.pool.features);
@@ -82,6 +86,9 @@ fn select(settings: &SelectSettings) -> Result<()> {
         let init_ids = init.as_ref().map(|list| checked_init(list, n, names.as_ref(), &round)).transpose()?;
         let method = match &settings.method {
             MethodSettings::ActiveFt(a) => Method::ActiveFt(a.params(budget, settings.seed, n, init_ids)?),
+            MethodSettings::BiLaf { stage_one, core } => {
+                Method::BiLaf(stage_one.params(core_count(*core, budget, n)?, settings.seed, n, init_ids)?)
+            }
             MethodSettings::Random => Method::Random,
             MethodSettings::Fds => Method::Fds,
             MethodSettings::KMeans => Method::KMeans,
@@ -95,7 +102,7 @@ fn select(settings: &SelectSettings) -> Result<()> {
             }
         };
         let steps = match &method {
-            Method::ActiveFt(params) => params.iterations,
+            Method::ActiveFt(params) | Method::BiLaf(params) => params.iterations,
             Method::KMeans => methods::kmeans::MAX_ITERATIONS,
             Method::FacLoc(_) => budget,
             _ => 0,
@@ -141,6 +148,22 @@ fn select(settings: &SelectSettings) -> Result<()> {
         }
         sink.commit(&selection_bytes(&outcome.selected, names.as_ref(), settings.format))
     })
+}
+
+/// BiLAF's core count: `--core`, or half the budget; at least 1 and less
+/// than the budget, so that both stages pick something.
+fn core_count(core: Option<Budget>, budget: usize, n: usize) -> Result<usize> {
+    if budget < 2 {
+        return Err(Error::usage("--budget", "bilaf needs at least 2: a core sample and a boundary sample"));
+    }
+    let core = match core {
+        Some(core) => core.resolve_for("--core", n)?,
+        None => budget / 2,
+    };
+    if core >= budget {
+        return Err(Error::usage("--core", format!("{core} must be less than the budget ({budget})")));
+    }
+    Ok(core)
 }
 
 /// A count a flag sets (parts, clusters, classes), which cannot exceed the pool.
@@ -192,7 +215,7 @@ fn checked_init(list: &IdList, n: usize, names: Option<&Names>, round: &Round) -
 /// that has none.
 fn report_params(settings: &SelectSettings, method: &Method, init_path: Option<&Path>, n: usize) -> ReportParams {
     let activeft = match method {
-        Method::ActiveFt(params) => Some(params),
+        Method::ActiveFt(params) | Method::BiLaf(params) => Some(params),
         _ => None,
     };
     ReportParams {
@@ -211,6 +234,10 @@ fn report_params(settings: &SelectSettings, method: &Method, init_path: Option<&
         }),
         init_indices: init_path.map(display),
         batch_size: activeft.and_then(|p| p.effective_batch(n)),
+        core: match method {
+            Method::BiLaf(params) => Some(params.budget),
+            _ => None,
+        },
         label_column_dropped: settings.pool.label_column,
         threads: rayon::current_num_threads(),
     }

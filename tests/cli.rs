@@ -324,7 +324,7 @@ fn bad_init_indices_are_named() {
     case("garbage.json", "[1, 2,", "2", "not valid JSON");
     case("object.json", "{\"ids\": [1]}", "1", "list");
     case("negative.json", "[1, -2]", "2", "not a non-negative integer");
-    case("count.json", "[1, 2, 3]", "2", "3 sample ids but the budget is 2");
+    case("count.json", "[1, 2, 3]", "2", "3 sample ids, one per point, but ActiveFT has 2 points");
     case("dup.json", "[4, 9, 4]", "3", "4 appears more than once");
     case("range.json", "[0, 1797]", "2", "1797 is out of range");
     let missing = dir.path().join("none.json");

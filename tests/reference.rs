@@ -1,5 +1,5 @@
-//! The reference implementation's outputs on fixed inputs (tests/fixtures,
-//! produced by the paper's PyTorch code): same selection, same loss curve.
+//! The reference implementations' outputs on fixed inputs (tests/fixtures,
+//! produced by the papers' own code): same selection, same loss curve.
 
 mod common;
 
@@ -53,4 +53,39 @@ fn digits_temperature_0005_where_the_reference_needs_float64() {
 #[test]
 fn digits_cosine_schedule_and_balance() {
     reproduces("digits_k50_cosine");
+}
+
+/// BiLAF end to end: ActiveFT's fixture settings and init give the cores,
+/// the paper's stage two the rest.
+fn reproduces_bilaf(name: &str, budget: usize) {
+    let core = json(&std::fs::read(fixture(&format!("{name}_expected.json"))).unwrap());
+    let expected = json(&std::fs::read(fixture(&format!("bilaf_{name}_b{budget}_expected.json"))).unwrap());
+    let field = |k: &str| core[k].to_string().trim_matches('"').to_string();
+    let output = activeft()
+        .args(["select", "--method", "bilaf", "--features"])
+        .arg(fixture(core["features"].as_str().unwrap()))
+        .arg("--init-indices")
+        .arg(fixture(&format!("{name}_init.json")))
+        .args(["--budget", &budget.to_string(), "--core", &field("budget"), "--iterations", &field("iterations")])
+        .args(["--temperature", &field("temperature"), "--lr", &field("lr"), "--balance", &field("balance")])
+        .args(["--scheduler", &field("scheduler"), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(json(&output.stdout), expected["selected_sorted"], "bilaf after {name}: selection differs");
+}
+
+#[test]
+fn bilaf_digits_budget_60_from_20_cores() {
+    reproduces_bilaf("digits_k20", 60);
+}
+
+#[test]
+fn bilaf_digits_budget_200_from_50_cores_cosine_schedule() {
+    reproduces_bilaf("digits_k50_cosine", 200);
+}
+
+#[test]
+fn bilaf_blobs_budget_120_from_40_cores() {
+    reproduces_bilaf("blobs2k_k40", 120);
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::{activeft, fixture, json};
 
-const METHODS: [&str; 7] = ["activeft", "random", "fds", "kmeans", "facloc", "typiclust", "probcover"];
+const METHODS: [&str; 8] = ["activeft", "bilaf", "random", "fds", "kmeans", "facloc", "typiclust", "probcover"];
 
 fn digits() -> PathBuf {
     fixture("digits.npy")
@@ -32,7 +32,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 fn method_args(method: &str) -> Vec<&str> {
     let mut args = vec!["--method", method];
-    if method == "activeft" {
+    if method == "activeft" || method == "bilaf" {
         args.extend(["--iterations", "30"]);
     }
     if method == "probcover" {
@@ -97,9 +97,9 @@ fn labeled_samples_change_where_the_new_picks_go() {
     let labels = common::read_labels(&fixture("digits_labels.npy"));
     let half: Vec<usize> = (0..1797).filter(|&i| labels[i] == 0).step_by(2).collect();
     let labeled = write(dir.path(), "zeros.json", &serde_json::to_string(&half).unwrap());
-    for method in ["activeft", "fds", "kmeans", "facloc"] {
+    for method in ["activeft", "bilaf", "fds", "kmeans", "facloc"] {
         let mut args = vec!["--method", method];
-        if method == "activeft" {
+        if method == "activeft" || method == "bilaf" {
             args.extend(["--lr", "0.01"]);
         }
         let count_zeros = |bytes: &[u8]| ids(bytes).iter().filter(|&&i| labels[i] == 0).count();
@@ -337,5 +337,37 @@ fn probcover_needs_a_radius_and_reports_its_graph() {
     refused(
         &["--budget", "5", "--method", "probcover", "--delta", "0.3", "--purity-classes", "4"],
         &["--purity-classes"],
+    );
+}
+
+#[test]
+fn bilaf_takes_its_core_count_and_refuses_it_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let r = report.to_str().unwrap();
+    let fast = ["--method", "bilaf", "--iterations", "20"];
+    let default = ids(&select(&[&fast[..], &["--budget", "40", "--report", r]].concat()));
+    assert_eq!(default.len(), 40);
+    let core_of = |path: &Path| json(&std::fs::read(path).unwrap())["params"]["core"].as_u64();
+    assert_eq!(core_of(&report), Some(20), "half the budget by default");
+    let share = ids(&select(&[&fast[..], &["--budget", "40", "--core", "1%", "--report", r]].concat()));
+    assert_eq!((share.len(), core_of(&report)), (40, Some(17)));
+    assert_ne!(default, share);
+    // The first picks are ActiveFT's own selection for the core count.
+    let picks: Vec<usize> = serde_json::from_value(json(&std::fs::read(&report).unwrap())["picks"].clone()).unwrap();
+    let mut cores = picks[..17].to_vec();
+    cores.sort_unstable();
+    assert_eq!(cores, ids(&select(&["--iterations", "20", "--budget", "17"])));
+
+    refused(&[&fast[..], &["--budget", "40", "--core", "40"]].concat(), &["--core", "less than the budget (40)"]);
+    refused(&[&fast[..], &["--budget", "40", "--core", "0"]].concat(), &["--core", "at least 1"]);
+    refused(&[&fast[..], &["--budget", "40", "--core", "3%"]].concat(), &["--core", "53 must be less"]);
+    refused(&[&fast[..], &["--budget", "1"]].concat(), &["--budget", "at least 2"]);
+    refused(&["--budget", "5", "--method", "typiclust", "--core", "2"], &["--core", "bilaf"]);
+    refused(&["--budget", "5", "--core", "2"], &["--core", "bilaf"]);
+    let init = write(dir.path(), "init.json", "[1, 2, 3]");
+    refused(
+        &[&fast[..], &["--budget", "10", "--core", "4", "--init-indices", init.to_str().unwrap()]].concat(),
+        &["init.json", "3 sample ids", "has 4 points", "--core"],
     );
 }

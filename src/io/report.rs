@@ -65,6 +65,8 @@ pub struct ReportParams {
     pub init_indices: Option<String>,
     /// Samples per iteration; null when every iteration uses the whole pool.
     pub batch_size: Option<usize>,
+    /// BiLAF's core samples (stage one's budget); null for other methods.
+    pub core: Option<usize>,
     /// Whether the last column of the feature files was dropped as a label.
     pub label_column_dropped: bool,
     /// Worker threads (the result does not depend on it).

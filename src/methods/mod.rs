@@ -1,6 +1,8 @@
 //! Selection methods. Each takes unit-norm features and returns sample ids.
 //!
 //! - `activeft`: the paper's method (the default);
+//! - `bilaf`: ActiveFT's picks as class centres, then samples near the
+//!   boundaries between those classes;
 //! - `random`: a seeded uniform sample;
 //! - `fds`: farthest-point sampling (k-center greedy);
 //! - `kmeans`: spherical k-means, centres mapped to their nearest samples;
@@ -13,6 +15,7 @@
 //! [`crate::nearest`].
 
 pub mod activeft;
+pub mod bilaf;
 pub mod facloc;
 pub mod fds;
 pub mod kmeans;
@@ -33,6 +36,9 @@ use activeft::ValidParams;
 #[derive(Debug, Clone)]
 pub enum Method {
     ActiveFt(ValidParams),
+    /// BiLAF, with ActiveFT's settings for its core samples (their count is
+    /// the params' budget).
+    BiLaf(ValidParams),
     Random,
     Fds,
     KMeans,
@@ -51,6 +57,7 @@ impl Method {
     pub fn name(&self) -> &'static str {
         match self {
             Method::ActiveFt(_) => "activeft",
+            Method::BiLaf(_) => "bilaf",
             Method::Random => "random",
             Method::Fds => "fds",
             Method::KMeans => "kmeans",
@@ -129,6 +136,7 @@ pub fn run(
     let start = Instant::now();
     let (picks, init) = match method {
         Method::ActiveFt(params) => return activeft::select(features, params, round, Mode::Pruned, on_iteration),
+        Method::BiLaf(params) => return bilaf::select(features, params, budget, round, on_iteration),
         Method::KMeans => return kmeans::select(features, budget, round, &mut rng, on_iteration),
         Method::FacLoc(None) => return facloc::select(features, budget, round, on_iteration),
         Method::TypiClust(clusters) => return typiclust::select(features, budget, *clusters, round, &mut rng),

@@ -15,7 +15,7 @@ pub enum ParamError {
     Balance(f64),
     #[error("must be at least 1")]
     BatchSize,
-    #[error("holds {got} sample ids but the budget is {budget}")]
+    #[error("holds {got} sample ids, one per point, but ActiveFT has {budget} points (the budget; with bilaf, --core)")]
     InitCount { got: usize, budget: usize },
     #[error("sample id {0} appears more than once")]
     InitDuplicate(usize),
