@@ -11,7 +11,9 @@
 //! - it takes, among the cluster's R remaining members (neither labeled,
 //!   excluded nor picked), the one of highest typicality `1 / (mean squared
 //!   distance to its K = min(20, ⌊R/2⌋) nearest remaining members + 1e-5)`;
-//!   with one member left, that one. Ties go to the lowest id.
+//!   with one member left, that one. Ties go to the lowest id. A member's
+//!   typicality is computed again only when a member within its K-th
+//!   nearest distance leaves (or K changes), which gives the same values.
 
 use std::time::Instant;
 
@@ -60,45 +62,97 @@ fn pick(features: ArrayView2<f32>, cluster_of: &[usize], clusters: usize, k: usi
     for &i in &round.labeled {
         covered[cluster_of[i]] += 1;
     }
-    let mut taken = round.taken.clone();
-    let mut remaining: Vec<usize> = members.iter().map(|m| m.iter().filter(|&&i| !taken[i]).count()).collect();
+    let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+    let mut state: Vec<Cluster> = members
+        .into_iter()
+        .map(|m| Cluster { left: m.into_iter().filter(|&i| !round.taken[i]).collect(), typical: None })
+        .collect();
     let mut picks = Vec::with_capacity(k);
     while picks.len() < k {
         let cluster = (0..clusters)
-            .filter(|&c| remaining[c] > 0)
-            .min_by_key(|&c| (members[c].len() <= SMALL, covered[c], std::cmp::Reverse(members[c].len()), c))
+            .filter(|&c| !state[c].left.is_empty())
+            .min_by_key(|&c| (sizes[c] <= SMALL, covered[c], std::cmp::Reverse(sizes[c]), c))
             .expect("the budget fits in the samples left");
-        let left: Vec<usize> = members[cluster].iter().copied().filter(|&i| !taken[i]).collect();
-        let chosen = most_typical(features, &left);
-        taken[chosen] = true;
+        picks.push(state[cluster].take_most_typical(features));
         covered[cluster] += 1;
-        remaining[cluster] -= 1;
-        picks.push(chosen);
     }
     picks
 }
 
-/// The member of `left` (ascending ids) with the highest typicality among
-/// `left`; ties to the lowest id.
-fn most_typical(features: ArrayView2<f32>, left: &[usize]) -> usize {
-    if left.len() == 1 {
-        return left[0];
+/// A cluster's members not yet labeled, excluded or picked (ascending ids),
+/// with their typicality once computed.
+struct Cluster {
+    left: Vec<usize>,
+    typical: Option<Typical>,
+}
+
+/// Each remaining member's typicality and the distance to its K-th nearest
+/// remaining member, for the K they were computed with.
+struct Typical {
+    k: usize,
+    score: Vec<f64>,
+    kth: Vec<f64>,
+}
+
+impl Cluster {
+    /// Takes the member of highest typicality (ties to the lowest id). A
+    /// member's typicality changes only when a member at most its K-th
+    /// nearest distance away leaves, or K itself changes; only those are
+    /// computed again, so a visit costs O(R·d) plus a few members' O(R·d),
+    /// not O(R²·d).
+    fn take_most_typical(&mut self, features: ArrayView2<f32>) -> usize {
+        let k = neighbours(self.left.len());
+        if self.typical.as_ref().is_none_or(|t| t.k != k) {
+            let all: Vec<usize> = (0..self.left.len()).collect();
+            let (score, kth) = typicality(features, &self.left, &all);
+            self.typical = Some(Typical { k, score, kth });
+        }
+        let t = self.typical.as_mut().expect("just computed");
+        let best = (0..self.left.len()).fold(0, |b, j| if t.score[j] > t.score[b] { j } else { b });
+        let chosen = self.left.remove(best);
+        t.score.remove(best);
+        t.kth.remove(best);
+        if neighbours(self.left.len()) == t.k && !self.left.is_empty() {
+            let row = |i: usize| features.row(i).to_slice().expect("contiguous rows");
+            let near: Vec<usize> = (0..self.left.len())
+                .into_par_iter()
+                .filter(|&j| squared_distance(row(self.left[j]), row(chosen)) <= t.kth[j])
+                .collect();
+            let (score, kth) = typicality(features, &self.left, &near);
+            for (&j, (s, d)) in near.iter().zip(score.into_iter().zip(kth)) {
+                t.score[j] = s;
+                t.kth[j] = d;
+            }
+        }
+        chosen
     }
-    let k = NEIGHBOURS.min(left.len() / 2);
+}
+
+/// K for R remaining members (0 when R is 1: that member is taken as is).
+fn neighbours(remaining: usize) -> usize {
+    NEIGHBOURS.min(remaining / 2)
+}
+
+/// The typicality among `left` of the members at positions `which`, with
+/// the squared distance to each one's K-th nearest other member.
+fn typicality(features: ArrayView2<f32>, left: &[usize], which: &[usize]) -> (Vec<f64>, Vec<f64>) {
+    let k = neighbours(left.len());
+    if k == 0 {
+        return (vec![0.0; which.len()], vec![f64::INFINITY; which.len()]);
+    }
     let row = |i: usize| features.row(i).to_slice().expect("contiguous rows");
-    let typicality: Vec<f64> = left
+    which
         .par_iter()
-        .map(|&i| {
+        .map(|&j| {
+            let i = left[j];
             let mut distances: Vec<f64> =
-                left.iter().filter(|&&j| j != i).map(|&j| squared_distance(row(i), row(j))).collect();
+                left.iter().filter(|&&m| m != i).map(|&m| squared_distance(row(i), row(m))).collect();
             distances.select_nth_unstable_by(k - 1, f64::total_cmp);
             let mut nearest = distances[..k].to_vec();
             nearest.sort_unstable_by(f64::total_cmp);
-            1.0 / (nearest.iter().sum::<f64>() / k as f64 + 1e-5)
+            (1.0 / (nearest.iter().sum::<f64>() / k as f64 + 1e-5), nearest[k - 1])
         })
-        .collect();
-    let best = (0..left.len()).fold(0, |b, j| if typicality[j] > typicality[b] { j } else { b });
-    left[best]
+        .unzip()
 }
 
 #[cfg(test)]
