@@ -11,6 +11,7 @@
 mod budget;
 mod chunks;
 mod cli;
+mod comm;
 mod config;
 mod error;
 mod eval;
@@ -34,10 +35,38 @@ pub fn main() -> i32 {
     });
     match cli::parse() {
         cli::Parsed::Exit(code) => code,
-        cli::Parsed::Run(settings) => match run::run(&settings) {
-            Ok(()) => 0,
-            Err(e) => e.report(),
-        },
+        cli::Parsed::Run(settings) => run_as_ranks(&settings),
+    }
+}
+
+/// Runs the settings in this process alone (the plain build).
+#[cfg(not(feature = "mpi"))]
+fn run_as_ranks(settings: &config::Settings) -> i32 {
+    finish(run::run(settings, &comm::Comm::single()), &comm::Comm::single())
+}
+
+/// Runs the settings as one rank of the MPI world `mpirun` started (a
+/// world of one without it). MPI is called from one thread at a time.
+#[cfg(feature = "mpi")]
+fn run_as_ranks(settings: &config::Settings) -> i32 {
+    let Some((universe, _)) = mpi::initialize_with_threading(mpi::Threading::Serialized) else {
+        eprintln!("activeft: MPI could not be initialised");
+        return 1;
+    };
+    let comm = comm::Comm::world(&universe);
+    finish(run::run(settings, &comm), &comm)
+}
+
+/// The exit code of a run; errors print one line (naming the rank when
+/// there are several).
+fn finish(result: error::Result<()>, comm: &comm::Comm) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) if comm.size() > 1 => {
+            eprintln!("activeft: rank {} of {}: {e}", comm.rank(), comm.size());
+            e.exit_code()
+        }
+        Err(e) => e.report(),
     }
 }
 

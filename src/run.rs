@@ -5,22 +5,44 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::budget::Budget;
+use crate::comm::{Comm, Part};
 use crate::config::{ActiveFtSettings, EvalSettings, InitChoice, Limit, MethodSettings, SelectSettings, Settings};
 use crate::error::{Error, Result};
 use crate::eval::{self, Metrics};
-use crate::io::features::{self, load_features};
+use crate::io::features::{self, load_share};
 use crate::io::ids::{IdList, Names, selection_bytes};
 use crate::io::npy::load_labels;
 use crate::io::output::{Output, check_distinct};
 use crate::io::report::{Report, ReportParams, Seconds};
+use crate::io::source::Provenance;
 use crate::methods::{self, Method, Round, activeft::Scheduler};
 use crate::progress;
 
-/// Runs one invocation.
-pub fn run(settings: &Settings) -> Result<()> {
+/// Runs one invocation, as one of `comm`'s ranks.
+pub fn run(settings: &Settings, comm: &Comm) -> Result<()> {
     match settings {
-        Settings::Select(s) => select(s),
-        Settings::Eval(s) => evaluate(s),
+        Settings::Select(s) => select(s, comm),
+        Settings::Eval(s) => evaluate(s, comm),
+    }
+}
+
+/// What cannot run across ranks is refused before anything is read.
+fn check_spread(comm: &Comm, features: &[std::path::PathBuf], method: Option<&MethodSettings>) -> Result<()> {
+    if comm.size() == 1 {
+        return Ok(());
+    }
+    if features.iter().any(|p| p.as_os_str() == "-") {
+        return Err(Error::usage("--features", "standard input (-) cannot be split across MPI ranks"));
+    }
+    match method {
+        Some(MethodSettings::ActiveFt(_)) | None => Ok(()),
+        Some(_) => Err(Error::usage(
+            "--method",
+            format!(
+                "only activeft (and eval) run across MPI ranks; run this method in one process, not under mpirun -n {}",
+                comm.size()
+            ),
+        )),
     }
 }
 
@@ -36,8 +58,9 @@ fn feature_inputs(features: &[std::path::PathBuf]) -> Vec<(&'static str, &Path)>
     features.iter().map(|p| ("--features", p.as_path())).collect()
 }
 
-fn select(settings: &SelectSettings) -> Result<()> {
+fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
     let start = Instant::now();
+    check_spread(comm, &settings.pool.features, Some(&settings.method))?;
     let init_path = match &settings.method {
         MethodSettings::ActiveFt(ActiveFtSettings { init: InitChoice::Indices(path), .. })
         | MethodSettings::BiLaf { stage_one: ActiveFtSettings { init: InitChoice::Indices(path), .. }, .. } => {
@@ -55,24 +78,36 @@ fn select(settings: &SelectSettings) -> Result<()> {
         .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
         .collect();
     check_distinct(&outputs, &inputs)?;
-    let sink = Output::create(settings.output.as_deref())?;
-    let report_file = settings.report.as_deref().map(|p| Output::create(Some(p))).transpose()?;
-    // Cheap to read, so their errors come before the pool loads.
-    let names = settings.names.as_deref().map(Names::read).transpose()?;
-    let list = |path: Option<&Path>| path.map(|p| IdList::read(p, names.is_some())).transpose();
-    let (labeled, excluded, init) =
-        (list(settings.labeled.as_deref())?, list(settings.exclude.as_deref())?, list(init_path)?);
+    // Only rank 0 writes; every rank reads the lists. Cheap to read, so
+    // their errors come before the pool loads.
+    let ready = (|| {
+        let sink = comm.is_root().then(|| Output::create(settings.output.as_deref())).transpose()?;
+        let report_file =
+            settings.report.as_deref().filter(|_| comm.is_root()).map(|p| Output::create(Some(p))).transpose()?;
+        let names = settings.names.as_deref().map(Names::read).transpose()?;
+        let list = |path: Option<&Path>| path.map(|p| IdList::read(p, names.is_some())).transpose();
+        let lists = (list(settings.labeled.as_deref())?, list(settings.exclude.as_deref())?, list(init_path)?);
+        Ok((sink, report_file, names, lists))
+    })();
+    let (sink, report_file, names, (labeled, excluded, init)) = comm.agree(ready)?;
     let pool = thread_pool(settings.threads)?;
     pool.install(|| {
-        let loaded = load_features(&settings.pool.features, settings.pool.label_column)?;
-        let (mut features, provenance) = (loaded.features, loaded.provenance);
+        let ready = (|| {
+            let share = load_share(&settings.pool.features, settings.pool.label_column, comm.rank(), comm.size())?;
+            let n = share.n;
+            if let Some(names) = &names {
+                names.check_count(n)?;
+            }
+            let round = round(n, labeled.as_ref(), excluded.as_ref(), names.as_ref())?;
+            let budget = settings.budget.resolve(n)?;
+            Ok((share, round, budget))
+        })();
+        let (share, round, budget) = comm.agree(ready)?;
+        let provenance = provenance(comm, share.pool.provenance);
+        let mut features = share.pool.features;
+        let part = Part { comm, first: share.first, rows: features.nrows(), n: share.n };
         let load_seconds = start.elapsed().as_secs_f64();
-        let n = features.nrows();
-        if let Some(names) = &names {
-            names.check_count(n)?;
-        }
-        let round = round(n, labeled.as_ref(), excluded.as_ref(), names.as_ref())?;
-        let budget = settings.budget.resolve(n)?;
+        let n = share.n;
         let left = round.eligible().len();
         if budget > left {
             return Err(Error::usage(
@@ -107,8 +142,8 @@ fn select(settings: &SelectSettings) -> Result<()> {
             Method::FacLoc(_) => budget,
             _ => 0,
         };
-        let bar = progress::bar(steps as u64, settings.quiet);
-        let outcome = methods::run(&method, &mut features, budget, settings.seed, &round, |i, loss| {
+        let bar = progress::bar(steps as u64, settings.quiet || !comm.is_root());
+        let outcome = methods::run_part(&method, &mut features, budget, settings.seed, &round, &part, |i, loss| {
             bar.set_position(i as u64 + 1);
             bar.set_message(format!("{loss:.6}"));
         })?;
@@ -116,6 +151,9 @@ fn select(settings: &SelectSettings) -> Result<()> {
         if outcome.losses.iter().any(|l| !l.is_finite()) {
             return Err(Error::Internal("the loss became non-finite; try a smaller --lr".into()));
         }
+        let Some(sink) = sink else {
+            return Ok(());
+        };
         if let Some(file) = report_file {
             let report = Report {
                 selected: outcome.selected.clone(),
@@ -148,6 +186,40 @@ fn select(settings: &SelectSettings) -> Result<()> {
         }
         sink.commit(&selection_bytes(&outcome.selected, names.as_ref(), settings.format))
     })
+}
+
+/// Each input's provenance as rank 0 reports it: a file one rank read
+/// whole gets that rank's hash; a file split across ranks gets none.
+fn provenance(comm: &Comm, mine: Vec<Provenance>) -> Vec<Provenance> {
+    if comm.size() == 1 {
+        return mine;
+    }
+    // Per input: whether read whole, the bytes read, the hash's 32 bytes as 4 words.
+    let words: Vec<u64> = mine
+        .iter()
+        .flat_map(|p| {
+            let hash = p.blake3.as_deref().and_then(|h| blake3::Hash::from_hex(h).ok());
+            let bytes = hash.map_or([0u8; 32], |h| *h.as_bytes());
+            let mut w = vec![u64::from(hash.is_some()), p.bytes];
+            w.extend(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))));
+            w
+        })
+        .collect();
+    let all = comm.gather(&words);
+    let per_rank = words.len();
+    mine.into_iter()
+        .enumerate()
+        .map(|(s, mut p)| {
+            let from = (0..comm.size()).map(|r| &all[r * per_rank + s * 6..r * per_rank + s * 6 + 6]);
+            let whole = from.clone().find(|w| w[0] == 1);
+            p.bytes = whole.map_or_else(|| from.map(|w| w[1]).sum(), |w| w[1]);
+            p.blake3 = whole.map(|w| {
+                let bytes: Vec<u8> = w[2..].iter().flat_map(|x| x.to_le_bytes()).collect();
+                blake3::Hash::from_bytes(bytes.try_into().expect("32 bytes")).to_hex().to_string()
+            });
+            p
+        })
+        .collect()
 }
 
 /// BiLAF's core count: `--core`, or half the budget; at least 1 and less
@@ -247,7 +319,11 @@ fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn evaluate(settings: &EvalSettings) -> Result<()> {
+fn evaluate(settings: &EvalSettings, comm: &Comm) -> Result<()> {
+    check_spread(comm, &settings.pool.features, None)?;
+    if comm.size() > 1 && settings.plot.is_some() {
+        return Err(Error::usage("--plot", "needs the whole pool in one process; run eval --plot without mpirun"));
+    }
     let mut inputs = feature_inputs(&settings.pool.features);
     inputs.extend(settings.selections.iter().map(|p| ("--selection", p.as_path())));
     inputs.extend(settings.labeled.as_deref().map(|p| ("--labeled", p)));
@@ -257,31 +333,52 @@ fn evaluate(settings: &EvalSettings) -> Result<()> {
     check_distinct(&plot, &inputs)?;
     let has_labels = settings.labels.is_some() || settings.pool.label_column;
     check_limits(&settings.limits, has_labels)?;
-    let plot_file = settings.plot.as_deref().map(|p| Output::create(Some(p))).transpose()?;
-    let names = settings.names.as_deref().map(Names::read).transpose()?;
-    let lists = settings
-        .selections
-        .iter()
-        .chain(&settings.labeled)
-        .map(|p| IdList::read(p, names.is_some()))
-        .collect::<Result<Vec<_>>>()?;
+    let ready = (|| {
+        let plot_file = settings.plot.as_deref().map(|p| Output::create(Some(p))).transpose()?;
+        let names = settings.names.as_deref().map(Names::read).transpose()?;
+        let lists = settings
+            .selections
+            .iter()
+            .chain(&settings.labeled)
+            .map(|p| IdList::read(p, names.is_some()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((plot_file, names, lists))
+    })();
+    let (plot_file, names, lists) = comm.agree(ready)?;
     let pool = thread_pool(settings.threads)?;
     pool.install(|| {
-        let loaded = load_features(&settings.pool.features, settings.pool.label_column)?;
-        let n = loaded.features.nrows();
-        if let Some(names) = &names {
-            names.check_count(n)?;
-        }
-        let selected = union(&lists, n, names.as_ref())?;
-        let labels = match (&settings.labels, &loaded.label_column) {
-            (Some(path), _) => Some(checked_labels(path, load_labels(path)?, n)?),
-            (None, Some(column)) => Some(integer_column(&loaded, column)?),
-            (None, None) => None,
+        let ready = (|| {
+            let share = load_share(&settings.pool.features, settings.pool.label_column, comm.rank(), comm.size())?;
+            let n = share.n;
+            if let Some(names) = &names {
+                names.check_count(n)?;
+            }
+            let selected = union(&lists, n, names.as_ref())?;
+            let labels = match (&settings.labels, &share.pool.label_column) {
+                (Some(path), _) => Some(checked_labels(path, load_labels(path)?, n)?),
+                (None, Some(column)) => Some(integer_column(&share.pool, column)?),
+                (None, None) => None,
+            };
+            Ok((share, selected, labels))
+        })();
+        let (share, selected, labels) = comm.agree(ready)?;
+        let part = Part { comm, first: share.first, rows: share.pool.features.nrows(), n: share.n };
+        // A label column arrives in pieces, one per rank.
+        let labels = match (&settings.labels, labels) {
+            (None, Some(column)) if comm.size() > 1 => {
+                let values: Vec<f64> = column.iter().map(|&l| l as f64).collect();
+                Some(comm.gather(&values).into_iter().map(|l| l as i64).collect::<Vec<i64>>())
+            }
+            (_, labels) => labels,
         };
-        let metrics = eval::evaluate(loaded.features.view(), &selected, labels.as_deref());
+        let features = share.pool.features.view();
+        let metrics = eval::evaluate_part(features, &part, &selected, labels.as_deref());
+        if !comm.is_root() {
+            return Ok(());
+        }
         if let Some(file) = plot_file {
-            let title = format!("{} selected of {n}", selected.len());
-            file.commit(eval::plot::svg(loaded.features.view(), &selected, &title).as_bytes())?;
+            let title = format!("{} selected of {}", selected.len(), part.n);
+            file.commit(eval::plot::svg(features, &selected, &title).as_bytes())?;
         }
         let text = if settings.json {
             let mut line = serde_json::to_string(&metrics).expect("metrics serialise");

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::chunks;
+use crate::comm::Part;
 use crate::nearest::{self, Assignment, Batch};
 
 /// The metrics `eval --min/--max` may bound, as `--json` names them.
@@ -105,6 +106,65 @@ pub fn evaluate(features: ArrayView2<f32>, selected: &[usize], labels: Option<&[
         let probe = probe::Probe::train(features.select(Axis(0), selected).view(), &chosen, probe::L2);
         metrics.linear_accuracy =
             accuracy(&unselected, labels, |i| probe.predict(features.row(i).to_slice().expect("contiguous")));
+    }
+    metrics
+}
+
+/// [`evaluate`] over the ranks of `part`, `features` being this rank's
+/// rows and `labels` the whole pool's: the selected rows go to every rank,
+/// each rank measures its own samples, and the sums are added over the
+/// ranks. The same metrics, up to the order of the additions.
+pub fn evaluate_part(features: ArrayView2<f32>, part: &Part, selected: &[usize], labels: Option<&[i64]>) -> Metrics {
+    if !part.is_spread() {
+        return evaluate(features, selected, labels);
+    }
+    let chosen_rows = part.rows(features, selected);
+    let nearest = nearest::dense(features, &Batch::All(features.nrows()), chosen_rows.view());
+    let mut is_selected = vec![false; features.nrows()];
+    for &i in selected {
+        if let Some(l) = part.local(i) {
+            is_selected[l] = true;
+        }
+    }
+    let distance: Vec<f64> = nearest
+        .similarity
+        .iter()
+        .zip(&is_selected)
+        .map(|(&sim, &chosen)| if chosen { 0.0 } else { (1.0 - sim).max(0.0) })
+        .collect();
+    let mut sums = [chunks::sum(&distance), 0.0, 0.0, 0.0];
+    let local_max = distance.iter().cloned().fold(0.0, f64::max);
+    let mut metrics = Metrics {
+        n: part.n,
+        k: selected.len(),
+        coverage_mean: 0.0,
+        coverage_max: part.comm.gather(&[local_max]).into_iter().fold(0.0, f64::max),
+        classes_present: None,
+        classes_total: None,
+        label_entropy: None,
+        knn1_accuracy: None,
+        linear_accuracy: None,
+    };
+    if let Some(labels) = labels {
+        let chosen: Vec<i64> = selected.iter().map(|&i| labels[i]).collect();
+        metrics.classes_present = Some(distinct(&chosen));
+        metrics.classes_total = Some(distinct(labels));
+        metrics.label_entropy = Some(entropy_bits(&chosen));
+        let probe = probe::Probe::train(chosen_rows.view(), &chosen, probe::L2);
+        let unselected: Vec<usize> = (0..features.nrows()).filter(|&i| !is_selected[i]).collect();
+        let label = |i: usize| labels[part.first + i];
+        sums[1] = unselected.par_iter().filter(|&&i| chosen[nearest.point[i]] == label(i)).count() as f64;
+        sums[2] = unselected
+            .par_iter()
+            .filter(|&&i| probe.predict(features.row(i).to_slice().expect("contiguous")) == label(i))
+            .count() as f64;
+        sums[3] = unselected.len() as f64;
+    }
+    part.comm.sum(&mut sums);
+    metrics.coverage_mean = sums[0] / part.n as f64;
+    if labels.is_some() && sums[3] > 0.0 {
+        metrics.knn1_accuracy = Some(sums[1] / sums[3]);
+        metrics.linear_accuracy = Some(sums[2] / sums[3]);
     }
     metrics
 }

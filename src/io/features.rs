@@ -32,7 +32,7 @@ pub struct Pool {
 impl Pool {
     /// An error about sample `row` of the pool, naming its file and its row there.
     pub fn row_error(&self, row: usize, what: String) -> Error {
-        let shard = self.shards.iter().rev().find(|s| s.first_row <= row).expect("row 0 starts the first shard");
+        let shard = self.shards.iter().rev().find(|s| s.first_row <= row).expect("row 0 starts the first input read");
         shard.error(row - shard.first_row, what)
     }
 }
@@ -92,6 +92,23 @@ fn check_length(spec: &Path, header: &Header, rows: usize, cols: usize, dtype: D
 /// that rounding. With `drop_last_column` the last column (a label) is kept
 /// apart instead of being used as a feature.
 pub fn load_features(paths: &[PathBuf], drop_last_column: bool) -> Result<Pool> {
+    load_share(paths, drop_last_column, 0, 1).map(|share| share.pool)
+}
+
+/// One rank's rows of the inputs, and where they sit in the whole pool.
+pub struct Share {
+    pub pool: Pool,
+    /// The global id of the first row held.
+    pub first: usize,
+    /// Samples in the whole pool.
+    pub n: usize,
+}
+
+/// The rows rank `rank` of `ranks` holds: whole inputs when there are at
+/// least as many as ranks (each to the rank whose even share of the rows
+/// it starts in; a rank may get none), else an even share of the rows,
+/// which may split an input. Only those rows are read.
+pub fn load_share(paths: &[PathBuf], drop_last_column: bool, rank: usize, ranks: usize) -> Result<Share> {
     if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         return Err(Error::usage("--features", "standard input (-) can be given only once"));
     }
@@ -106,29 +123,75 @@ pub fn load_features(paths: &[PathBuf], drop_last_column: bool) -> Result<Pool> 
             ));
         }
     }
+    let starts: Vec<usize> =
+        shards.iter().scan(0usize, |at, s| Some(std::mem::replace(at, at.saturating_add(s.rows)))).collect();
+    let total = shards.iter().try_fold(0usize, |n, s| n.checked_add(s.rows)).unwrap_or(usize::MAX);
+    let held = held_rows(&shards.iter().map(|s| s.rows).collect::<Vec<_>>(), total, rank, ranks);
+    let n = held.len();
     // Reserved, not filled: rows are appended as they arrive, so a stream
     // whose header promises more than it holds costs no memory.
-    let n = shards.iter().try_fold(0usize, |n, s| n.checked_add(s.rows)).unwrap_or(usize::MAX);
     let mut out: Vec<f32> = reserved(n.saturating_mul(dim), "the features")?;
     let mut labels: Vec<f32> = if drop_last_column { reserved(n, "the label column")? } else { Vec::new() };
     let mut located = Vec::with_capacity(shards.len());
-    for shard in &mut shards {
-        let start = out.len();
-        let rows = Rows { path: shard.source.path.clone(), first_row: start / dim, sharded: paths.len() > 1 };
-        let layout =
-            Layout { dtype: shard.dtype, big_endian: shard.big_endian, rows: shard.rows, cols: shard.cols, dim };
+    for (shard, &start) in shards.iter_mut().zip(&starts) {
+        let skip = held.start.clamp(start, start + shard.rows) - start;
+        let take = held.end.clamp(start, start + shard.rows) - start - skip;
+        if take < shard.rows {
+            shard.source.stop_early();
+        }
+        if take == 0 {
+            continue;
+        }
+        let rows = Rows {
+            path: shard.source.path.clone(),
+            first_row: out.len() / dim,
+            skipped: skip,
+            global: start + skip,
+            sharded: paths.len() > 1 || ranks > 1,
+        };
+        let layout = Layout { dtype: shard.dtype, big_endian: shard.big_endian, rows: take, cols: shard.cols, dim };
         if shard.header.fortran_order {
-            out.resize(start + shard.rows * dim, 0.0);
-            shard.source.data(|r| read_fortran(&layout, r, &mut out[start..], &mut labels, &rows))?;
+            if take < shard.rows {
+                return Err(Error::input(
+                    &shard.source.path,
+                    "is in Fortran order and would be split across ranks; save it in C order, or give at least as many shards as ranks",
+                ));
+            }
+            let at = out.len();
+            out.resize(at + shard.rows * dim, 0.0);
+            shard.source.data(|r| read_fortran(&layout, r, &mut out[at..], &mut labels, &rows))?;
         } else {
+            if skip > 0 {
+                shard.source.skip((skip * shard.cols * shard.dtype.size()) as u64)?;
+            }
             shard.source.data(|r| read_c_order(&layout, r, &mut out, &mut labels, &rows))?;
         }
-        normalize_rows(&mut out[start..], dim, &rows)?;
+        normalize_rows(&mut out[rows.first_row * dim..], dim, &rows)?;
         located.push(rows);
     }
     let features = Array2::from_shape_vec((n, dim), out).expect("one row per sample");
     let provenance = shards.iter().map(|s| s.source.provenance()).collect();
-    Ok(Pool { features, label_column: drop_last_column.then_some(labels), provenance, shards: located })
+    let pool = Pool { features, label_column: drop_last_column.then_some(labels), provenance, shards: located };
+    Ok(Share { pool, first: held.start, n: total })
+}
+
+/// The global rows rank `rank` of `ranks` holds, for inputs of `rows` rows.
+fn held_rows(rows: &[usize], total: usize, rank: usize, ranks: usize) -> std::ops::Range<usize> {
+    let even = |r: usize| crate::comm::share(total, r, ranks);
+    if rows.len() < ranks {
+        return even(rank);
+    }
+    let mine = even(rank);
+    let mut start = 0;
+    let (mut first, mut end) = (None, 0);
+    for &r in rows {
+        if mine.contains(&start) {
+            first.get_or_insert(start);
+            end = start + r;
+        }
+        start += r;
+    }
+    first.map_or(0..0, |f| f..end)
 }
 
 fn feature_dim(shard: &Shard, drop_last_column: bool) -> Result<usize> {
@@ -144,17 +207,23 @@ fn feature_dim(shard: &Shard, drop_last_column: bool) -> Result<usize> {
     Ok(dim)
 }
 
-/// Where a shard's rows sit in the pool, for error messages.
+/// Where the rows read from one input sit, for error messages.
 struct Rows {
     path: PathBuf,
+    /// The first row's place among the rows this process holds.
     first_row: usize,
+    /// Rows of the input before the first one read.
+    skipped: usize,
+    /// The first row's global sample id.
+    global: usize,
     sharded: bool,
 }
 
 impl Rows {
+    /// An error about the `row`-th row read from this input.
     fn error(&self, row: usize, what: String) -> Error {
-        let global = if self.sharded { format!(" (sample {} overall)", self.first_row + row) } else { String::new() };
-        Error::input(&self.path, format!("row {row}{global} {what}"))
+        let global = if self.sharded { format!(" (sample {} overall)", self.global + row) } else { String::new() };
+        Error::input(&self.path, format!("row {}{global} {what}", self.skipped + row))
     }
 
     fn read_error(&self, e: &std::io::Error) -> Error {

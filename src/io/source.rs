@@ -22,6 +22,8 @@ pub struct Source {
     hasher: blake3::Hasher,
     /// Bytes read (and hashed) so far.
     read: u64,
+    /// Rows were skipped or left unread, so the hash is not the input's.
+    partial: bool,
 }
 
 enum Kind {
@@ -44,10 +46,12 @@ enum Kind {
 pub struct Provenance {
     /// The source as given (`-` for standard input, `pool.npz:key` for a member).
     pub path: String,
-    /// Bytes read: the whole file, stream or archive member.
+    /// Bytes read: the whole file, stream or archive member (under MPI, the
+    /// header and this rank's rows).
     pub bytes: u64,
-    /// BLAKE3 of those bytes, in hex.
-    pub blake3: String,
+    /// BLAKE3 of those bytes, in hex; null when only part of the input was
+    /// read (a file split across MPI ranks).
+    pub blake3: Option<String>,
 }
 
 impl Source {
@@ -66,7 +70,7 @@ impl Source {
             let len = file.metadata().map_err(|e| Error::input(spec, reason(&e)))?.len();
             Kind::File { reader: BufReader::with_capacity(CHUNK_BYTES, file), len }
         };
-        Ok(Source { path: spec.to_path_buf(), kind, hasher: blake3::Hasher::new(), read: 0 })
+        Ok(Source { path: spec.to_path_buf(), kind, hasher: blake3::Hasher::new(), read: 0, partial: false })
     }
 
     /// The source's size in bytes, where it is known before reading.
@@ -114,6 +118,9 @@ impl Source {
         };
         let mut data = Data { reader, hasher, count };
         let result = read(&mut data)?;
+        if self.partial {
+            return Ok(result);
+        }
         let mut one = [0u8; 1];
         match data.reader.read(&mut one) {
             Ok(0) => Ok(result),
@@ -127,8 +134,27 @@ impl Source {
         Provenance {
             path: self.path.display().to_string(),
             bytes: self.read,
-            blake3: self.hasher.finalize().to_hex().to_string(),
+            blake3: (!self.partial).then(|| self.hasher.finalize().to_hex().to_string()),
         }
+    }
+
+    /// Passes over the next `bytes` of the data unread (a seek in a plain
+    /// file), for a rank that reads only some rows; the hash then covers
+    /// only part of the input and is not reported.
+    pub fn skip(&mut self, bytes: u64) -> Result<()> {
+        self.partial = true;
+        let path = self.path.clone();
+        let skipped = match &mut self.kind {
+            Kind::File { reader, .. } => reader.seek_relative(bytes as i64),
+            Kind::Stdin(reader) => io::copy(&mut reader.take(bytes), &mut io::sink()).map(drop),
+            Kind::Npz { .. } => return Err(Error::input(&path, "an .npz member cannot be split across ranks")),
+        };
+        skipped.map_err(|e| Error::input(&path, reason(&e)))
+    }
+
+    /// Marks the input as read only up to some row.
+    pub fn stop_early(&mut self) {
+        self.partial = true;
     }
 }
 

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::Round;
 use crate::chunks;
+use crate::comm::{Comm, Part};
 use crate::linalg::dot;
 
 /// What FPS keeps per sample.
@@ -35,11 +36,22 @@ struct Nearest {
 /// Both angles are bounded with the dot product's error, so a sample is
 /// skipped only when its similarity provably would not change.
 pub fn farthest_point(features: ArrayView2<f32>, k: usize, round: &Round, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {
+    let comm = Comm::single();
+    farthest_point_part(features, k, round, rng, &Part::whole(&comm, features.nrows()))
+}
+
+/// [`farthest_point`] over the ranks of `part.comm`, `features` being this
+/// rank's rows: each rank proposes its farthest sample, and the least
+/// similar proposal (ties: the lowest id) is the pick on every rank.
+pub fn farthest_point_part(
+    features: ArrayView2<f32>,
+    k: usize,
+    round: &Round,
+    rng: &mut Xoshiro256PlusPlus,
+    part: &Part,
+) -> Vec<usize> {
     let error = f64::from(crate::linalg::dot_error_bound(features.ncols()));
-    // A taken sample is never the farthest: it starts "infinitely close",
-    // out of every new pick's reach.
-    let mut state: Vec<Nearest> = round
-        .taken
+    let mut state: Vec<Nearest> = round.taken[part.first..part.first + part.rows]
         .iter()
         .map(|&taken| match taken {
             true => Nearest { similarity: f32::INFINITY, owner: 0, reach: 0.0 },
@@ -52,27 +64,36 @@ pub fn farthest_point(features: ArrayView2<f32>, k: usize, round: &Round, rng: &
         let eligible = round.eligible();
         picks.push(eligible[rng.random_range(0..eligible.len())]);
     }
+    let mut pick_rows: Vec<Vec<f32>> = part.rows(features, &picks).rows().into_iter().map(|r| r.to_vec()).collect();
     for newest in 1..picks.len() {
-        add_pick(features, &picks[..newest], &mut state, error);
+        add_pick(features, &picks[..newest], &pick_rows[..newest], &mut state, error, part);
     }
     while picks.len() < start + k {
-        let next = add_pick(features, &picks, &mut state, error);
+        let next = add_pick(features, &picks, &pick_rows, &mut state, error, part);
         picks.push(next);
+        pick_rows.push(part.rows(features, &[next]).row(0).to_vec());
     }
     picks.split_off(start)
 }
 
-/// Takes the last of `picks` into account for every sample; returns the
-/// sample now least similar to all picks (the next pick).
-fn add_pick(features: ArrayView2<f32>, picks: &[usize], state: &mut [Nearest], error: f64) -> usize {
+/// Updates every local sample's nearest pick with the newest of `picks`
+/// (whose rows are `pick_rows`); returns the next pick over all ranks.
+fn add_pick(
+    features: ArrayView2<f32>,
+    picks: &[usize],
+    pick_rows: &[Vec<f32>],
+    state: &mut [Nearest],
+    error: f64,
+    part: &Part,
+) -> usize {
     let row = |i: usize| features.row(i).to_slice().expect("features are contiguous");
-    let newest = *picks.last().expect("a pick to add");
+    let newest = pick_rows.last().expect("a pick to add");
     let owner = (picks.len() - 1) as u32;
-    state[newest].similarity = f32::INFINITY;
-    // A lower bound on the angle between each earlier pick and the newest.
-    let apart: Vec<f64> =
-        picks.iter().map(|&c| (f64::from(dot(row(c), row(newest))) + error).min(1.0).acos()).collect();
-    state
+    if let Some(i) = part.local(*picks.last().expect("a pick")) {
+        state[i].similarity = f32::INFINITY;
+    }
+    let apart: Vec<f64> = pick_rows.iter().map(|c| (f64::from(dot(c, newest)) + error).min(1.0).acos()).collect();
+    let local = state
         .par_chunks_mut(chunks::SWEEP)
         .enumerate()
         .map(|(c, chunk)| {
@@ -80,21 +101,26 @@ fn add_pick(features: ArrayView2<f32>, picks: &[usize], state: &mut [Nearest], e
             for (j, near) in chunk.iter_mut().enumerate() {
                 let i = c * chunks::SWEEP + j;
                 if apart[near.owner as usize] < near.reach {
-                    let sim = dot(row(i), row(newest));
+                    let sim = dot(row(i), newest);
                     if sim > near.similarity {
-                        // Exact angle to the new owner is at most acos(sim − error).
                         let angle = (f64::from(sim) - error).clamp(-1.0, 1.0).acos();
                         *near = Nearest { similarity: sim, owner, reach: 2.0 * angle + 1e-9 };
                     }
                 }
                 if near.similarity < best.0 {
-                    best = (near.similarity, i);
+                    best = (near.similarity, part.first + i);
                 }
             }
             best
         })
-        .reduce(|| (f32::INFINITY, usize::MAX), |a, b| if b.0 < a.0 || (b.0 == a.0 && b.1 < a.1) { b } else { a })
-        .1
+        .reduce(|| (f32::INFINITY, usize::MAX), farther);
+    let proposals = part.comm.gather(&[f64::from(local.0), local.1 as f64]);
+    proposals.chunks_exact(2).map(|p| (p[0] as f32, p[1] as usize)).fold((f32::INFINITY, usize::MAX), farther).1
+}
+
+/// The less similar of two (similarity, id) proposals; ties to the lower id.
+fn farther(a: (f32, usize), b: (f32, usize)) -> (f32, usize) {
+    if b.0 < a.0 || (b.0 == a.0 && b.1 < a.1) { b } else { a }
 }
 
 #[cfg(test)]

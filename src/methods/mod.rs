@@ -28,6 +28,7 @@ use ndarray::Array2;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
+use crate::comm::Part;
 use crate::error::Result;
 use crate::nearest::{Mode, Work};
 use activeft::ValidParams;
@@ -157,6 +158,24 @@ pub fn run(
     };
     let optimize_seconds = start.elapsed().as_secs_f64();
     Ok(Outcome::new(picks, init, Vec::new(), optimize_seconds, 0.0, Work::default()))
+}
+
+/// [`run`] with this rank's rows of a pool spread over MPI ranks; only
+/// ActiveFT runs spread (the caller refuses the others).
+pub fn run_part(
+    method: &Method,
+    features: &mut Array2<f32>,
+    budget: usize,
+    seed: u64,
+    round: &Round,
+    part: &Part,
+    on_iteration: impl FnMut(usize, f64),
+) -> Result<Outcome> {
+    match method {
+        _ if !part.is_spread() => run(method, features, budget, seed, round, on_iteration),
+        Method::ActiveFt(params) => activeft::select_part(features, params, round, Mode::Pruned, part, on_iteration),
+        other => Err(crate::error::Error::Internal(format!("--method {} cannot run across ranks", other.name()))),
+    }
 }
 
 impl Outcome {

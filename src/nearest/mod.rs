@@ -25,6 +25,7 @@ mod layout;
 mod mapping;
 mod scan;
 mod snapshot;
+mod spread;
 mod visit;
 
 use ndarray::{Array2, ArrayView2};
@@ -34,6 +35,7 @@ use crate::linalg::{refined_argmax, score_tolerance};
 use bounds::Pruned;
 use layout::Layout;
 pub use layout::{grouped_order, permute_rows};
+pub use spread::map_spread;
 
 /// The samples an iteration looks at: the whole pool or some of it.
 #[derive(Debug, Clone)]

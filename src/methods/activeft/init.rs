@@ -3,7 +3,7 @@
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::index;
 
-pub use crate::methods::fds::farthest_point;
+pub use crate::methods::fds::{farthest_point, farthest_point_part};
 
 /// `k` distinct sample ids drawn uniformly, in draw order.
 pub fn random(n: usize, k: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {

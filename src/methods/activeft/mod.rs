@@ -29,6 +29,7 @@ pub use errors::ParamError;
 pub use params::{ActiveFtParams, Init, Scheduler, ValidParams};
 
 use super::{Outcome, Round};
+use crate::comm::{Comm, Part};
 use crate::error::Result;
 use crate::linalg::add_scaled;
 use crate::nearest::{Batch, Engine, Mode};
@@ -56,20 +57,36 @@ pub fn select(
     params: &ValidParams,
     round: &Round,
     mode: Mode,
+    on_iteration: impl FnMut(usize, f64),
+) -> Result<Outcome> {
+    let comm = Comm::single();
+    let part = Part::whole(&comm, features.nrows());
+    select_part(features, params, round, mode, &part, on_iteration)
+}
+
+/// [`select`] over the ranks of `part.comm`, `features` being this rank's
+/// rows; ids, `round` and the outcome are global. Every rank returns the
+/// same outcome.
+pub fn select_part(
+    features: &mut Array2<f32>,
+    params: &ValidParams,
+    round: &Round,
+    mode: Mode,
+    part: &Part,
     mut on_iteration: impl FnMut(usize, f64),
 ) -> Result<Outcome> {
     let start = Instant::now();
-    let n = features.nrows();
+    let n = part.n;
     // Independent streams, so changing the batch size never changes the init.
     let mut init_rng = Xoshiro256PlusPlus::seed_from_u64(params.seed);
     let mut batch_rng = Xoshiro256PlusPlus::seed_from_u64(params.seed ^ 0x9E37_79B9_7F4A_7C15);
     let init_ids = match &params.init {
         Init::Random => init::random_from(&round.eligible(), params.budget, &mut init_rng),
-        Init::Fps => init::farthest_point(features.view(), params.budget, round, &mut init_rng),
+        Init::Fps => init::farthest_point_part(features.view(), params.budget, round, &mut init_rng, part),
         Init::Indices(ids) => ids.clone(),
     };
-    let mut raw: Array2<f64> = features.select(Axis(0), &init_ids).mapv(f64::from);
-    let fixed = features.select(Axis(0), &round.labeled);
+    let mut raw: Array2<f64> = part.rows(features.view(), &init_ids).mapv(f64::from);
+    let fixed = part.rows(features.view(), &round.labeled);
     let mut adam = optim::Adam::new(raw.dim());
     let mut engine = Engine::new(features, params.budget + fixed.nrows(), mode)?;
     let objective = SampleLoss::new(params.temperature, params.balance);
@@ -81,7 +98,8 @@ pub fn select(
         };
         let points = Points::with_fixed(&raw, fixed.view());
         let term = loss::point_term(points.unit32.view(), params.temperature);
-        let (loss, gradient) = evaluate(&mut engine, &batch, &points, &term, objective);
+        let (loss, gradient) =
+            evaluate_part(&mut engine, &local_batch(&batch, part), batch.size(), &points, &term, objective, part.comm);
         losses.push(loss);
         on_iteration(i, loss);
         let lr = optim::learning_rate(params.scheduler, params.lr, i, params.iterations);
@@ -91,8 +109,24 @@ pub fn select(
 
     let start = Instant::now();
     let points = Points::with_fixed(&raw, fixed.view());
-    let (picks, work) = engine.map(points.unit32.view(), params.budget, round.taken.clone());
+    let (picks, work) = if part.is_spread() {
+        let taken = round.taken[part.first..part.first + part.rows].to_vec();
+        let work = engine.work();
+        let picks = crate::nearest::map_spread(engine.features(), part, points.unit32.view(), params.budget, taken);
+        (picks, work)
+    } else {
+        engine.map(points.unit32.view(), params.budget, round.taken.clone())
+    };
     Ok(Outcome::new(picks, init_ids, losses, optimize_seconds, start.elapsed().as_secs_f64(), work))
+}
+
+/// This rank's share of a global batch, as local rows.
+fn local_batch(batch: &Batch, part: &Part) -> Batch {
+    match batch {
+        Batch::All(_) => Batch::All(part.rows),
+        Batch::Subset(ids) if !part.is_spread() => Batch::Subset(ids.clone()),
+        Batch::Subset(ids) => Batch::Subset(ids.iter().filter_map(|&id| part.local(id)).collect()),
+    }
 }
 
 /// The loss and its gradient with respect to the learnable raw points, in
@@ -105,6 +139,21 @@ pub fn evaluate(
     points: &Points,
     term: &PointTerm,
     objective: SampleLoss,
+) -> (f64, Array2<f64>) {
+    evaluate_part(engine, batch, batch.size(), points, term, objective, &Comm::single())
+}
+
+/// [`evaluate`] over the ranks: `batch` is this rank's share of a batch of
+/// `batch_size` samples, and the per-point sums are added over the ranks
+/// (in rank order) before the gradient.
+fn evaluate_part(
+    engine: &mut Engine,
+    batch: &Batch,
+    batch_size: usize,
+    points: &Points,
+    term: &PointTerm,
+    objective: SampleLoss,
+    comm: &Comm,
 ) -> (f64, Array2<f64>) {
     use rayon::prelude::*;
     let dim = points.unit.ncols();
@@ -119,8 +168,9 @@ pub fn evaluate(
             add_scaled(&mut sums.acc, -sigma, row);
         },
     );
-    let loss = sums.iter().map(|s| s.loss).sum::<f64>() / batch.size() as f64;
-    let scale = 1.0 / (objective.temperature() * batch.size() as f64);
+    let sums = sum_over_ranks(sums, comm);
+    let loss = sums.iter().map(|s| s.loss).sum::<f64>() / batch_size as f64;
+    let scale = 1.0 / (objective.temperature() * batch_size as f64);
     let mut gradient = Array2::<f64>::zeros((points.free, dim));
     let learnable = sums.into_iter().take(points.free).collect::<Vec<_>>();
     gradient.axis_iter_mut(Axis(0)).into_par_iter().zip(learnable).enumerate().for_each(|(point, (mut g, sums))| {
@@ -128,6 +178,17 @@ pub fn evaluate(
         finish_gradient(g, sums.weight, point, term, points, scale);
     });
     (loss, gradient)
+}
+
+/// Every point's sums added over the ranks, in rank order.
+fn sum_over_ranks(sums: Vec<PointSums>, comm: &Comm) -> Vec<PointSums> {
+    if comm.size() == 1 {
+        return sums;
+    }
+    let dim = sums.first().map_or(0, |s| s.acc.len());
+    let mut flat: Vec<f64> = sums.iter().flat_map(|s| s.acc.iter().copied().chain([s.weight, s.loss])).collect();
+    comm.sum(&mut flat);
+    flat.chunks_exact(dim + 2).map(|c| PointSums { acc: c[..dim].to_vec(), weight: c[dim], loss: c[dim + 1] }).collect()
 }
 
 #[cfg(test)]
