@@ -63,7 +63,9 @@ fn finish(result: error::Result<()>, comm: &comm::Comm) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) if comm.size() > 1 => {
-            eprintln!("activeft: rank {} of {}: {e}", comm.rank(), comm.size());
+            // One write, so the ranks' lines, merged by mpirun, stay whole.
+            let line = format!("activeft: rank {} of {}: {e}\n", comm.rank(), comm.size());
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             e.exit_code()
         }
         Err(e) => e.report(),

@@ -23,7 +23,7 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-pub use super::point_term::{PointTerm, point_term};
+pub use super::point_term::{PointTerm, block_count, point_term, point_term_blocks};
 use crate::chunks;
 use crate::nearest::{Assignment, Batch, group_by_point};
 

@@ -21,7 +21,7 @@ mod point_term;
 
 use std::time::Instant;
 
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
@@ -97,7 +97,7 @@ pub fn select_part(
             Some(b) => Batch::Subset(init::random(n, b, &mut batch_rng)),
         };
         let points = Points::with_fixed(&raw, fixed.view());
-        let term = loss::point_term(points.unit32.view(), params.temperature);
+        let term = point_term_part(points.unit32.view(), params.temperature, part.comm);
         let (loss, gradient) =
             evaluate_part(&mut engine, &local_batch(&batch, part), batch.size(), &points, &term, objective, part.comm);
         losses.push(loss);
@@ -118,6 +118,20 @@ pub fn select_part(
         engine.map(points.unit32.view(), params.budget, round.taken.clone())
     };
     Ok(Outcome::new(picks, init_ids, losses, optimize_seconds, start.elapsed().as_secs_f64(), work))
+}
+
+/// The point term, each rank computing an even share of its blocks of
+/// points; the rows are the same bits whoever computes them.
+fn point_term_part(points: ArrayView2<f32>, temperature: f64, comm: &Comm) -> PointTerm {
+    if comm.size() == 1 {
+        return loss::point_term(points, temperature);
+    }
+    let (k, dim) = points.dim();
+    let blocks = crate::comm::share(loss::block_count(k), comm.rank(), comm.size());
+    let mine = loss::point_term_blocks(points, temperature, blocks);
+    let log_s = comm.gather(&mine.log_s);
+    let v = comm.gather(mine.v.as_slice().expect("a fresh array is contiguous"));
+    PointTerm { log_s, v: Array2::from_shape_vec((k, dim), v).expect("every rank's rows") }
 }
 
 /// This rank's share of a global batch, as local rows.
