@@ -17,13 +17,13 @@
 
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 use rand::rngs::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
 use super::{Outcome, Round, kmeans};
 use crate::error::Result;
-use crate::linalg::squared_distance;
+use crate::linalg::{dot64, gemm_nt, score_tolerance, squared_distance};
 use crate::nearest::Work;
 
 /// Clusters at most, by default.
@@ -133,24 +133,54 @@ fn neighbours(remaining: usize) -> usize {
     NEIGHBOURS.min(remaining / 2)
 }
 
+/// Members whose distances to the rest one float32 product screens.
+const TILE: usize = 64;
+
 /// The typicality among `left` of the members at positions `which`, with
 /// the squared distance to each one's K-th nearest other member.
+///
+/// A float32 product screens the distances (`|a|² + |b|² − 2a·b`, off by at
+/// most twice the product's error); only members within twice that error of
+/// the K-th screened distance get the exact float64 distance. The K nearest
+/// exact distances are then the ones a full exact pass finds, so the values
+/// are the same, summed in the same (ascending) order.
 fn typicality(features: ArrayView2<f32>, left: &[usize], which: &[usize]) -> (Vec<f64>, Vec<f64>) {
     let k = neighbours(left.len());
     if k == 0 {
         return (vec![0.0; which.len()], vec![f64::INFINITY; which.len()]);
     }
-    let row = |i: usize| features.row(i).to_slice().expect("contiguous rows");
+    let block = features.select(Axis(0), left);
+    let row = |j: usize| block.row(j).to_slice().expect("a fresh array is contiguous");
+    let norms: Vec<f64> = (0..left.len()).map(|j| dot64(row(j), row(j))).collect();
+    let tolerance = f64::from(score_tolerance(features.ncols())) + 1e-9;
     which
-        .par_iter()
-        .map(|&j| {
-            let i = left[j];
-            let mut distances: Vec<f64> =
-                left.iter().filter(|&&m| m != i).map(|&m| squared_distance(row(i), row(m))).collect();
-            distances.select_nth_unstable_by(k - 1, f64::total_cmp);
-            let mut nearest = distances[..k].to_vec();
-            nearest.sort_unstable_by(f64::total_cmp);
-            (1.0 / (nearest.iter().sum::<f64>() / k as f64 + 1e-5), nearest[k - 1])
+        .par_chunks(TILE)
+        .flat_map_iter(|tile| {
+            let rows = block.select(Axis(0), tile);
+            let mut dots = Array2::<f32>::zeros((tile.len(), left.len()));
+            gemm_nt(rows.view(), block.view(), &mut dots.view_mut());
+            let scored: Vec<(f64, f64)> = tile
+                .iter()
+                .zip(dots.rows())
+                .map(|(&j, dots)| {
+                    let screened: Vec<(f64, usize)> = (0..left.len())
+                        .filter(|&m| m != j)
+                        .map(|m| (norms[j] + norms[m] - 2.0 * f64::from(dots[m]), m))
+                        .collect();
+                    let mut sorted: Vec<f64> = screened.iter().map(|&(s, _)| s).collect();
+                    let (_, &mut kth, _) = sorted.select_nth_unstable_by(k - 1, f64::total_cmp);
+                    let mut exact: Vec<f64> = screened
+                        .iter()
+                        .filter(|&&(s, _)| s <= kth + tolerance)
+                        .map(|&(_, m)| squared_distance(row(j), row(m)))
+                        .collect();
+                    exact.select_nth_unstable_by(k - 1, f64::total_cmp);
+                    let mut nearest = exact[..k].to_vec();
+                    nearest.sort_unstable_by(f64::total_cmp);
+                    (1.0 / (nearest.iter().sum::<f64>() / k as f64 + 1e-5), nearest[k - 1])
+                })
+                .collect();
+            scored
         })
         .unzip()
 }
