@@ -61,11 +61,17 @@ fn may_be_within(delta: f64, dim: usize) -> f32 {
 const COLUMNS: usize = 8192;
 
 /// Calls `visit(first column, scores)` for the float32 similarities of
-/// `rows` to the pool, block of columns by block of columns.
-fn blocks(rows: ArrayView2<f32>, features: ArrayView2<f32>, mut visit: impl FnMut(usize, ArrayView2<f32>)) {
+/// `rows` to the pool from column `from` on, block of columns by block of
+/// columns.
+fn blocks(
+    rows: ArrayView2<f32>,
+    features: ArrayView2<f32>,
+    from: usize,
+    mut visit: impl FnMut(usize, ArrayView2<f32>),
+) {
     let n = features.nrows();
-    let mut scores = Array2::<f32>::zeros((rows.nrows(), COLUMNS.min(n)));
-    for first in (0..n).step_by(COLUMNS) {
+    let mut scores = Array2::<f32>::zeros((rows.nrows(), COLUMNS.min(n - from)));
+    for first in (from..n).step_by(COLUMNS) {
         let columns = features.slice(s![first..(first + COLUMNS).min(n), ..]);
         let mut block = scores.slice_mut(s![.., ..columns.nrows()]);
         gemm_nt(rows, columns, &mut block);
@@ -73,23 +79,32 @@ fn blocks(rows: ArrayView2<f32>, features: ArrayView2<f32>, mut visit: impl FnMu
     }
 }
 
-/// Every sample's ball of radius `delta`, exactly.
+/// Every sample's ball of radius `delta`, exactly. The distance is
+/// symmetric to the bit, so each pair is computed once: a tile of rows
+/// against the columns from its own first row on, and each edge found
+/// serves both directions.
 pub fn graph(features: ArrayView2<f32>, delta: f64) -> Graph {
     let n = features.nrows();
     let cut = may_be_within(delta, features.ncols());
     let limit = delta * delta;
-    let tiles: Vec<Vec<Vec<u32>>> = (0..n.div_ceil(TILE))
+    // upper[x]: the neighbours of x from x on, ascending.
+    let upper: Vec<Vec<u32>> = (0..n.div_ceil(TILE))
         .into_par_iter()
-        .map(|t| {
-            let rows = features.slice(s![t * TILE..((t + 1) * TILE).min(n), ..]);
+        .flat_map_iter(|t| {
+            let start = t * TILE;
+            let rows = features.slice(s![start..(start + TILE).min(n), ..]);
             let mut balls: Vec<Vec<u32>> = vec![Vec::new(); rows.nrows()];
-            blocks(rows, features, |first, scores| {
+            blocks(rows, features, start, |first, scores| {
                 for (r, row) in scores.outer_iter().enumerate() {
-                    let x = features.row(t * TILE + r);
-                    let x = x.as_slice().expect("contiguous rows");
+                    let x = start + r;
+                    let xs = features.row(x);
+                    let xs = xs.as_slice().expect("contiguous rows");
                     for (c, &s) in row.iter().enumerate() {
                         let y = first + c;
-                        if s > cut && squared_distance(x, features.row(y).as_slice().expect("contiguous")) < limit {
+                        if y >= x
+                            && s > cut
+                            && squared_distance(xs, features.row(y).as_slice().expect("contiguous")) < limit
+                        {
                             balls[r].push(y as u32);
                         }
                     }
@@ -98,12 +113,30 @@ pub fn graph(features: ArrayView2<f32>, delta: f64) -> Graph {
             balls
         })
         .collect();
+    let mut degree = vec![0usize; n];
+    for (x, ys) in upper.iter().enumerate() {
+        degree[x] += ys.len();
+        for &y in ys.iter().filter(|&&y| y as usize != x) {
+            degree[y as usize] += 1;
+        }
+    }
     let mut starts = Vec::with_capacity(n + 1);
     starts.push(0);
-    let mut members = Vec::new();
-    for ball in tiles.into_iter().flatten() {
-        members.extend(ball);
-        starts.push(members.len());
+    for d in &degree {
+        starts.push(starts.last().expect("a start") + d);
+    }
+    let mut members = vec![0u32; starts[n]];
+    let mut next = starts[..n].to_vec();
+    // Each ball: its neighbours below it (from the lists of lower samples,
+    // met in ascending order), then its own list.
+    for (y, xs) in upper.iter().enumerate() {
+        for &x in xs.iter().filter(|&&x| x as usize != y) {
+            members[next[x as usize]] = y as u32;
+            next[x as usize] += 1;
+        }
+    }
+    for (x, ys) in upper.into_iter().enumerate() {
+        members[next[x]..next[x] + ys.len()].copy_from_slice(&ys);
     }
     Graph { starts, members }
 }
@@ -117,7 +150,7 @@ fn estimate_edges(features: ArrayView2<f32>, rng: &mut Xoshiro256PlusPlus) -> Ve
     // Distances from similarities (unit rows), counted per grid step.
     let steps = (2.0 / GRID).round() as usize + 1;
     let mut counts = vec![0u64; steps + 1];
-    blocks(rows.view(), features, |_, scores| {
+    blocks(rows.view(), features, 0, |_, scores| {
         for &s in &scores {
             let d = (2.0 - 2.0 * f64::from(s)).max(0.0).sqrt();
             counts[((d / GRID).ceil() as usize).min(steps)] += 1;
@@ -230,7 +263,7 @@ fn purest_delta(features: &mut Array2<f32>, classes: usize, rng: &mut Xoshiro256
             // Per centre: the best other-label filter score, and the exact
             // distances of every candidate within the filter's error of it.
             let mut best = vec![f32::NEG_INFINITY; chunk.len()];
-            blocks(rows.view(), features.view(), |first, scores| {
+            blocks(rows.view(), features.view(), 0, |first, scores| {
                 for (r, line) in scores.outer_iter().enumerate() {
                     for (c, &s) in line.iter().enumerate() {
                         if labels[first + c] != labels[chunk[r]] {
@@ -240,7 +273,7 @@ fn purest_delta(features: &mut Array2<f32>, classes: usize, rng: &mut Xoshiro256
                 }
             });
             let mut nearest = vec![f64::INFINITY; chunk.len()];
-            blocks(rows.view(), features.view(), |first, scores| {
+            blocks(rows.view(), features.view(), 0, |first, scores| {
                 for (r, line) in scores.outer_iter().enumerate() {
                     let x = chunk[r];
                     for (c, &s) in line.iter().enumerate() {
@@ -338,6 +371,25 @@ mod tests {
             let picks = greedy(&g, k, &round);
             prop_assert_eq!(&picks, &literal(&f, delta, k, &round));
             prop_assert!(picks.iter().all(|&x| !round.taken[x]));
+        }
+    }
+
+    #[test]
+    fn balls_across_tiles_equal_all_pairs() {
+        // Three tiles of rows, duplicates and exact ties from a coarse grid.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        for (n, d, grid, delta) in [(1300, 3, Some(1), 0.9), (1100, 4, None, 0.6)] {
+            let f = unit_rows(n, d, &mut rng, grid);
+            let g = graph(f.view(), delta);
+            for x in 0..n {
+                let want: Vec<u32> = (0..n as u32)
+                    .filter(|&y| {
+                        let y = y as usize;
+                        squared_distance(f.row(x).as_slice().unwrap(), f.row(y).as_slice().unwrap()) < delta * delta
+                    })
+                    .collect();
+                assert_eq!(g.ball(x), &want[..], "ball of {x}");
+            }
         }
     }
 
