@@ -2,42 +2,15 @@
 //! distance matrix: one core makes the whole pool one class, and no single
 //! allocation may come near the matrix that class would need.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+
+mod common;
 
 use activeft::internals::synth::mixture;
 use activeft::internals::{ActiveFtParams, Method, Round, run};
 
-/// The system allocator, remembering the largest single request.
-struct Largest;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is the system allocator's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Largest = Largest;
+static ALLOCATOR: common::Largest = common::Largest;
 
 #[test]
 fn one_class_of_the_whole_pool_never_holds_its_distance_matrix() {
@@ -50,10 +23,10 @@ fn one_class_of_the_whole_pool_never_holds_its_distance_matrix() {
     let mut params = ActiveFtParams::new(1);
     params.iterations = 5;
     let method = Method::BiLaf(params.check(n).unwrap());
-    LARGEST.store(0, Ordering::Relaxed);
+    common::LARGEST.store(0, Ordering::Relaxed);
     let outcome = run(&method, &mut features, 60, 0, &Round::first(n), |_, _| {}).unwrap();
     assert_eq!(outcome.selected.len(), 60);
     let matrix = n * n * 8;
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let largest = common::LARGEST.load(Ordering::Relaxed);
     assert!(largest < matrix / 50, "largest allocation {largest} bytes; the class's matrix is {matrix}");
 }

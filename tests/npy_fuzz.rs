@@ -5,45 +5,16 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use activeft::internals::load_features;
 use ndarray::Array2;
 use ndarray_npy::WriteNpyExt;
 use proptest::prelude::*;
 
-/// The system allocator, remembering the largest single request.
-struct Largest;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is the system allocator's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Largest = Largest;
+static ALLOCATOR: common::Largest = common::Largest;
 
 /// Buffers the reader may hold whatever the file: its read chunk and buffer.
 const FIXED_BUFFERS: usize = 4 << 20;
@@ -66,10 +37,10 @@ fn originals(dir: &Path) -> Vec<Vec<u8>> {
 /// Loads `bytes` as a pool file; checks the reader's promises either way.
 fn check(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(path, bytes).unwrap();
-    LARGEST.store(0, Ordering::Relaxed);
+    common::LARGEST.store(0, Ordering::Relaxed);
     let paths = [PathBuf::from(path)];
     let loaded = std::panic::catch_unwind(|| load_features(&paths, false).map(|_| ()).map_err(|e| e.to_string()));
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let largest = common::LARGEST.load(Ordering::Relaxed);
     let result = loaded.map_err(|_| format!("the reader panicked on {bytes:?}"))?;
     if largest > bytes.len() * 2 + FIXED_BUFFERS {
         return Err(format!("asked for {largest} bytes from a file of {}", bytes.len()));

@@ -8,13 +8,13 @@
 pub mod plot;
 pub mod probe;
 
-use ndarray::{ArrayView2, Axis};
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::chunks;
-use crate::comm::Part;
-use crate::nearest::{self, Assignment, Batch};
+use crate::comm::{Comm, Part};
+use crate::nearest::{self, Batch};
 
 /// The metrics `eval --min/--max` may bound, as `--json` names them.
 pub const METRICS: [&str; 9] = [
@@ -61,53 +61,11 @@ pub struct Metrics {
     pub linear_accuracy: Option<f64>,
 }
 
-/// Each sample's most similar selected sample (as a position in `selected`,
-/// ties to the lowest) and the similarity: the selection's nearest-point
-/// assignment, decided exactly as in selection.
-pub fn nearest_selected(features: ArrayView2<f32>, selected: &[usize]) -> Assignment {
-    let chosen = features.select(Axis(0), selected);
-    nearest::dense(features, &Batch::All(features.nrows()), chosen.view())
-}
-
 /// Computes every metric. `selected` must be distinct, in range and non-empty
 /// (the CLI checks); `labels`, when given, has one label per sample.
 pub fn evaluate(features: ArrayView2<f32>, selected: &[usize], labels: Option<&[i64]>) -> Metrics {
-    let n = features.nrows();
-    let nearest = nearest_selected(features, selected);
-    let mut is_selected = vec![false; n];
-    for &i in selected {
-        is_selected[i] = true;
-    }
-    // A selected sample is at distance 0 from itself, whatever rounding says.
-    let distance: Vec<f64> = nearest
-        .similarity
-        .iter()
-        .zip(&is_selected)
-        .map(|(&sim, &chosen)| if chosen { 0.0 } else { (1.0 - sim).max(0.0) })
-        .collect();
-    let mut metrics = Metrics {
-        n,
-        k: selected.len(),
-        coverage_mean: chunks::mean(&distance),
-        coverage_max: distance.iter().cloned().fold(0.0, f64::max),
-        classes_present: None,
-        classes_total: None,
-        label_entropy: None,
-        knn1_accuracy: None,
-        linear_accuracy: None,
-    };
-    if let Some(labels) = labels {
-        let chosen: Vec<i64> = selected.iter().map(|&i| labels[i]).collect();
-        metrics.classes_present = Some(distinct(&chosen));
-        metrics.classes_total = Some(distinct(labels));
-        metrics.label_entropy = Some(entropy_bits(&chosen));
-        let unselected: Vec<usize> = (0..n).filter(|&i| !is_selected[i]).collect();
-        metrics.knn1_accuracy = accuracy(&unselected, labels, |i| chosen[nearest.point[i]]);
-        let probe = probe::Probe::train(features.select(Axis(0), selected).view(), &chosen, probe::L2);
-        metrics.linear_accuracy =
-            accuracy(&unselected, labels, |i| probe.predict(features.row(i).to_slice().expect("contiguous")));
-    }
-    metrics
+    let comm = Comm::single();
+    evaluate_part(features, &Part::whole(&comm, features.nrows()), selected, labels)
 }
 
 /// [`evaluate`] over the ranks of `part`, `features` being this rank's
@@ -115,17 +73,13 @@ pub fn evaluate(features: ArrayView2<f32>, selected: &[usize], labels: Option<&[
 /// each rank measures its own samples, and the sums are added over the
 /// ranks. The same metrics, up to the order of the additions.
 pub fn evaluate_part(features: ArrayView2<f32>, part: &Part, selected: &[usize], labels: Option<&[i64]>) -> Metrics {
-    if !part.is_spread() {
-        return evaluate(features, selected, labels);
-    }
     let chosen_rows = part.rows(features, selected);
     let nearest = nearest::dense(features, &Batch::All(features.nrows()), chosen_rows.view());
     let mut is_selected = vec![false; features.nrows()];
-    for &i in selected {
-        if let Some(l) = part.local(i) {
-            is_selected[l] = true;
-        }
+    for l in selected.iter().filter_map(|&i| part.local(i)) {
+        is_selected[l] = true;
     }
+    // A selected sample is at distance 0 from itself, whatever rounding says.
     let distance: Vec<f64> = nearest
         .similarity
         .iter()
@@ -189,15 +143,6 @@ pub fn entropy_bits(labels: &[i64]) -> f64 {
         })
         .sum::<f64>()
         .max(0.0)
-}
-
-/// The share of `samples` whose label `predict` gets right; None if there are none.
-fn accuracy(samples: &[usize], labels: &[i64], predict: impl Fn(usize) -> i64 + Sync) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    let right = samples.par_iter().filter(|&&i| predict(i) == labels[i]).count();
-    Some(right as f64 / samples.len() as f64)
 }
 
 #[cfg(test)]
