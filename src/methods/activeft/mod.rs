@@ -111,7 +111,11 @@ pub fn select_part(
     let points = Points::with_fixed(&raw, fixed.view());
     let (picks, work) = if part.is_spread() {
         let taken = round.taken[part.first..part.first + part.rows].to_vec();
-        let work = engine.work();
+        // The report counts the work of every rank.
+        let mine = engine.work();
+        let mut counts = [mine.full_scans as f64, mine.rescored as f64];
+        part.comm.sum(&mut counts);
+        let work = crate::nearest::Work { full_scans: counts[0] as u64, rescored: counts[1] as u64 };
         let picks = crate::nearest::map_spread(engine.features(), part, points.unit32.view(), params.budget, taken);
         (picks, work)
     } else {
