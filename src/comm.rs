@@ -161,9 +161,11 @@ mod mpi_impl {
             world.all_to_all_varcount_into(&send, &mut recv);
         }
         let mut summed = vec![0.0f64; mine];
-        for from in received.chunks_exact(mine.max(1)).take(if mine == 0 { 0 } else { size }) {
-            for (s, v) in summed.iter_mut().zip(from) {
-                *s += v;
+        if mine > 0 {
+            for from in received.chunks_exact(mine) {
+                for (s, v) in summed.iter_mut().zip(from) {
+                    *s += v;
+                }
             }
         }
         let all = gather(world, &summed);

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use super::{Outcome, Round, kmeans};
 use crate::error::Result;
 use crate::linalg::{dot64, gemm_nt, score_tolerance, squared_distance};
-use crate::nearest::Work;
+use crate::nearest::{Work, group_by_point};
 
 /// Clusters at most, by default.
 pub const MAX_CLUSTERS: usize = 500;
@@ -54,11 +54,8 @@ pub fn select(
 
 /// The picks in order, given each sample's cluster.
 fn pick(features: ArrayView2<f32>, cluster_of: &[usize], clusters: usize, k: usize, round: &Round) -> Vec<usize> {
-    let mut members = vec![Vec::new(); clusters];
+    let members = group_by_point(cluster_of, clusters);
     let mut covered = vec![0usize; clusters];
-    for (i, &c) in cluster_of.iter().enumerate() {
-        members[c].push(i);
-    }
     for &i in &round.labeled {
         covered[cluster_of[i]] += 1;
     }

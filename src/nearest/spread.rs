@@ -86,12 +86,13 @@ pub fn map_spread(
 /// for point p; the result's `[p][r]` is rank r's.
 fn exchange(part: &Part, local: &[Vec<Proposal>], count: usize) -> Vec<Vec<Vec<Proposal>>> {
     let ranks = part.comm.size();
-    // Padded to LISTED per point so the flat arrays line up; an id of -1 pads.
+    // Padded to LISTED per point so the flat arrays line up; PAD pads.
+    const PAD: u64 = u64::MAX;
     let mut scores = Vec::with_capacity(local.len() * LISTED);
     let mut ids = Vec::with_capacity(local.len() * LISTED);
     for list in local {
         for slot in 0..LISTED {
-            let (s, i) = list.get(slot).map_or((f64::NEG_INFINITY, -1.0), |&(s, i)| (f64::from(s), i as f64));
+            let (s, i) = list.get(slot).map_or((f32::NEG_INFINITY, PAD), |&(s, i)| (s, i as u64));
             scores.push(s);
             ids.push(i);
         }
@@ -103,7 +104,7 @@ fn exchange(part: &Part, local: &[Vec<Proposal>], count: usize) -> Vec<Vec<Vec<P
             (0..ranks)
                 .map(|r| {
                     let at = r * per_rank + p * LISTED;
-                    (at..at + LISTED).filter(|&j| ids[j] >= 0.0).map(|j| (scores[j] as f32, ids[j] as usize)).collect()
+                    (at..at + LISTED).filter(|&j| ids[j] != PAD).map(|j| (scores[j], ids[j] as usize)).collect()
                 })
                 .collect()
         })

@@ -88,7 +88,8 @@ pub fn select_part(
     let mut raw: Array2<f64> = part.rows(features.view(), &init_ids).mapv(f64::from);
     let fixed = part.rows(features.view(), &round.labeled);
     let mut adam = optim::Adam::new(raw.dim());
-    let mut engine = Engine::new(features, params.budget + fixed.nrows(), mode)?;
+    // Every rank must get its engine before the first collective of the loop.
+    let mut engine = part.comm.agree(Engine::new(features, params.budget + fixed.nrows(), mode))?;
     let objective = SampleLoss::new(params.temperature, params.balance);
     let mut losses = Vec::with_capacity(params.iterations);
     for i in 0..params.iterations {

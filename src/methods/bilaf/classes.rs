@@ -98,12 +98,3 @@ fn resolve(
     let (outer, rival) = nearest(Some(class)).unwrap_or((NO_RIVAL, class));
     (class, outer, rival)
 }
-
-/// Each class's members, ascending.
-pub fn members(class: &[usize], centres: &[usize]) -> Vec<Vec<usize>> {
-    let mut members = vec![Vec::new(); centres.len()];
-    for (i, &c) in class.iter().enumerate() {
-        members[c].push(i);
-    }
-    members
-}

@@ -31,7 +31,7 @@ use rayon::prelude::*;
 use super::{Outcome, Round, activeft};
 use crate::error::{Error, Result};
 use crate::linalg::squared_distance;
-use crate::nearest::Mode;
+use crate::nearest::{Mode, group_by_point};
 use activeft::ValidParams;
 
 /// Classes smaller than this are not denoised.
@@ -70,7 +70,7 @@ fn stage_two(features: ArrayView2<f32>, cores: &[usize], extra: usize, round: &R
     let mut centres: Vec<usize> = cores.iter().chain(&round.labeled).copied().collect();
     centres.sort_unstable();
     let nearest = classes::nearest_centres(features, &centres)?;
-    let members = classes::members(&nearest.class, &centres);
+    let members = group_by_point(&nearest.class, centres.len());
     let denoised: Vec<Vec<usize>> =
         members.par_iter().zip(&centres).map(|(ids, &centre)| denoise::denoise(features, ids, centre)).collect();
     let sizes: Vec<usize> = denoised.iter().map(Vec::len).collect();
