@@ -26,13 +26,18 @@ use rayon::prelude::*;
 
 use super::{Outcome, Round, kmeans};
 use crate::error::Result;
-use crate::linalg::{dot_error_bound, dot64, gemm_nt};
+use crate::linalg::{Packed, dot_error_bound, dot64, gemm_nt};
 use crate::nearest::{Work, grouped_order, permute_rows};
 
 /// Gains this close to the best (relative) are ties, decided by id.
 pub const TIE: f64 = 1e-12;
 /// Candidates recomputed together (in parallel) when none is current.
 const BATCH: usize = 64;
+/// Rows of the pool per parallel tile (consecutive groups): large enough
+/// for the matrix product to run near its best rate.
+const TILE_ROWS: usize = 512;
+/// Fewer rows than this are scored by plain dot products.
+const FEW: usize = 4;
 /// Lloyd iterations for the grouping: it only has to make groups tight.
 const GROUPING_STEPS: usize = 5;
 /// Slack for rounding in the bounds: float32 unit rows are unit only to
@@ -89,6 +94,8 @@ struct Groups {
     centres: Array2<f32>,
     /// An upper bound on the angle of a member to its centre.
     radius: Vec<f64>,
+    /// Runs of consecutive groups of about [`TILE_ROWS`] rows.
+    tiles: Vec<Range<usize>>,
 }
 
 impl Groups {
@@ -114,7 +121,15 @@ impl Groups {
             ranges.push(start..start + size);
             start += size;
         }
-        Ok((Groups { ranges, centres, radius }, from))
+        let mut tiles = Vec::new();
+        let mut first = 0;
+        for g in 0..count {
+            if ranges[g].end - ranges[first].start >= TILE_ROWS || g + 1 == count {
+                tiles.push(first..g + 1);
+                first = g + 1;
+            }
+        }
+        Ok((Groups { ranges, centres, radius, tiles }, from))
     }
 }
 
@@ -156,36 +171,35 @@ impl<'a> Coverage<'a> {
         crate::chunks::sum(&terms)
     }
 
-    /// For each group (in parallel, returned in group order), `visit(group,
-    /// the rows of `rows` that may improve a member, their float32 scores
-    /// against the members)`. A group is skipped for a row when the
-    /// triangle inequality on the sphere, `cos(f_i, f) ≤ cos(θ(f, μ) − r)`
-    /// for members within angle `r` of the centre `μ`, leaves no member a
-    /// similarity above the group's lowest best.
-    fn per_group<T: Send>(
+    /// For each tile of groups (in parallel, returned in tile order),
+    /// `visit(the tile's rows of the pool, the rows of `rows` that may
+    /// improve one of them, their float32 scores against those rows)`. A
+    /// group is closed to a row when the triangle inequality on the sphere,
+    /// `cos(f_i, f) ≤ cos(θ(f, μ) − r)` for members within angle `r` of the
+    /// centre `μ`, leaves no member a similarity above the group's lowest
+    /// best; a tile, when all its groups are.
+    fn per_tile<T: Send>(
         &self,
         rows: ArrayView2<f32>,
-        visit: impl Fn(usize, &[usize], ArrayView2<f32>) -> T + Sync,
+        visit: impl Fn(Range<usize>, &[usize], ArrayView2<f32>) -> T + Sync,
     ) -> Vec<T> {
         let g = &self.groups;
         let mut to_centres = Array2::<f32>::zeros((rows.nrows(), g.centres.nrows()));
         gemm_nt(rows, g.centres.view(), &mut to_centres.view_mut());
-        (0..g.ranges.len())
-            .into_par_iter()
-            .map(|group| {
-                let range = g.ranges[group].clone();
-                let open: Vec<usize> = (0..rows.nrows())
-                    .filter(|&b| {
-                        let apart = (f64::from(to_centres[[b, group]]) + self.error).clamp(-1.0, 1.0).acos();
-                        apart <= g.radius[group] || (apart - g.radius[group]).cos() + SLACK > self.lowest[group]
-                    })
-                    .collect();
-                let mut scores = Array2::<f32>::zeros((range.len(), open.len()));
-                if !open.is_empty() && !range.is_empty() {
-                    let block = self.features.slice(ndarray::s![range.clone(), ..]);
-                    gemm_nt(block, rows.select(Axis(0), &open).view(), &mut scores.view_mut());
-                }
-                visit(group, &open, scores.view())
+        let open_to = |b: usize, group: usize| {
+            let apart = (f64::from(to_centres[[b, group]]) + self.error).clamp(-1.0, 1.0).acos();
+            apart <= g.radius[group] || (apart - g.radius[group]).cos() + SLACK > self.lowest[group]
+        };
+        let all = (rows.nrows() >= FEW).then(|| Packed::new(rows));
+        g.tiles
+            .par_iter()
+            .map(|groups| {
+                let range = g.ranges[groups.start].start..g.ranges[groups.end - 1].end;
+                let open: Vec<usize> =
+                    (0..rows.nrows()).filter(|&b| groups.clone().any(|group| open_to(b, group))).collect();
+                let block = self.features.slice(ndarray::s![range.clone(), ..]);
+                let scores = scores(block, rows, &open, all.as_ref());
+                visit(range, &open, scores.view())
             })
             .collect()
     }
@@ -200,24 +214,21 @@ impl<'a> Coverage<'a> {
     fn estimate_batch(&self, positions: &[usize]) -> Vec<f64> {
         let rows = self.features.select(Axis(0), positions);
         let error = self.error;
-        let per_group = self.per_group(rows.view(), |group, open, scores| {
-            let best = &self.best[self.groups.ranges[group].clone()];
-            let mut out = vec![(0.0f64, 0u64); open.len()];
-            for (r, &c) in best.iter().enumerate() {
-                for (o, &s) in scores.row(r).iter().enumerate() {
+        let per_tile = self.per_tile(rows.view(), |range, open, scores| {
+            let (mut sum, mut count) = (vec![0.0f64; open.len()], vec![0u64; open.len()]);
+            for (&c, scores) in self.best[range].iter().zip(scores.rows()) {
+                for ((sum, count), &s) in sum.iter_mut().zip(&mut count).zip(scores) {
                     // An exact similarity more than `error` below the estimate cannot beat c.
-                    let s = f64::from(s);
-                    if s + error > c {
-                        out[o].0 += (s - c).max(0.0);
-                        out[o].1 += 1;
-                    }
+                    let above = f64::from(s) - c;
+                    *sum += above.max(0.0);
+                    *count += u64::from(above > -error);
                 }
             }
-            (open.to_vec(), out)
+            (open.to_vec(), sum, count)
         });
         let mut sums = vec![(0.0f64, 0u64); positions.len()];
-        for (open, out) in per_group {
-            for (b, (sum, count)) in open.into_iter().zip(out) {
+        for (open, sum, count) in per_tile {
+            for (b, (sum, count)) in open.into_iter().zip(sum.into_iter().zip(count)) {
                 sums[b].0 += sum;
                 sums[b].1 += count;
             }
@@ -232,8 +243,7 @@ impl<'a> Coverage<'a> {
         let rows = self.features.select(Axis(0), &[position]);
         let f = row(self.features, position);
         let error = self.error;
-        let per_group = self.per_group(rows.view(), |group, open, scores| {
-            let range = self.groups.ranges[group].clone();
+        let per_tile = self.per_tile(rows.view(), |range, open, scores| {
             let (mut sum, mut exact) = (0.0, 0u64);
             if !open.is_empty() {
                 for (r, &c) in self.best[range.clone()].iter().enumerate() {
@@ -247,7 +257,7 @@ impl<'a> Coverage<'a> {
         });
         self.gains += 1;
         let mut gain = 0.0;
-        for (sum, exact) in per_group {
+        for (sum, exact) in per_tile {
             gain += sum;
             self.exact += exact;
         }
@@ -261,8 +271,7 @@ impl<'a> Coverage<'a> {
         }
         let rows = self.features.select(Axis(0), positions);
         let error = self.error;
-        let updates = self.per_group(rows.view(), |group, open, scores| {
-            let range = self.groups.ranges[group].clone();
+        let updates = self.per_tile(rows.view(), |range, open, scores| {
             let mut exact = 0u64;
             let mut improved = Vec::new();
             for (r, &c) in self.best[range.clone()].iter().enumerate() {
@@ -279,15 +288,43 @@ impl<'a> Coverage<'a> {
             }
             (improved, exact)
         });
-        for (group, (improved, exact)) in updates.into_iter().enumerate() {
+        for (tile, (improved, exact)) in updates.into_iter().enumerate() {
             self.exact += exact;
+            if improved.is_empty() {
+                continue;
+            }
             for (p, best) in improved {
                 self.best[p] = best;
             }
-            let range = self.groups.ranges[group].clone();
-            self.lowest[group] = self.best[range].iter().copied().fold(f64::INFINITY, f64::min);
+            for group in self.groups.tiles[tile].clone() {
+                let range = self.groups.ranges[group].clone();
+                self.lowest[group] = self.best[range].iter().copied().fold(f64::INFINITY, f64::min);
+            }
         }
     }
+}
+
+/// The float32 scores of `block`'s rows against the `open` rows of `rows`:
+/// one product for many rows, plain dot products for a few (a product
+/// would copy the whole block to score them).
+/// `all` is `rows` packed, if they are many.
+fn scores(block: ArrayView2<f32>, rows: ArrayView2<f32>, open: &[usize], all: Option<&Packed>) -> Array2<f32> {
+    let mut scores = Array2::<f32>::zeros((block.nrows(), open.len()));
+    if open.is_empty() || block.nrows() == 0 {
+        return scores;
+    }
+    if open.len() < FEW {
+        for (r, mut out) in scores.axis_iter_mut(Axis(0)).enumerate() {
+            for (o, &b) in open.iter().enumerate() {
+                out[o] = crate::linalg::dot(row(block, r), row(rows, b));
+            }
+        }
+    } else if let Some(all) = all.filter(|all| all.len() == open.len()) {
+        all.product(block, &mut scores.view_mut());
+    } else {
+        Packed::new(rows.select(Axis(0), open).view()).product(block, &mut scores.view_mut());
+    }
+    scores
 }
 
 fn row<'a>(a: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {

@@ -7,6 +7,10 @@
 //! [`dot`] is bounded by [`score_tolerance`], and any candidate within that
 //! tolerance of the best is re-scored with [`dot`].
 
+mod product;
+
+pub use product::{Packed, kernel_name};
+
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 

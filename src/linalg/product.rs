@@ -1,0 +1,320 @@
+//! The float32 product `rows · colsᵀ` used as a filter, with every entry a
+//! plain chain of fused multiply-adds over the dimension in order
+//! (`acc = fma(a_k, b_k, acc)`, from zero). Vectorising across columns, not
+//! along the dimension, keeps that chain intact on every kernel, so the
+//! AVX-512, AVX2 and portable bodies give the same bits and anything counted
+//! from the filter does not depend on the CPU.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Columns are packed in panels of this many (one AVX-512 register).
+const WIDTH: usize = 16;
+/// The dimension is taken in stretches of this many, so the stretch of the
+/// packed columns a block reads (64 columns × 128 × 4 bytes) stays in L1.
+const DEPTH: usize = 128;
+
+/// The columns of a product, transposed and padded to a multiple of
+/// [`WIDTH`] so a kernel loads them whole: entry `(k, c)` at `k * width + c`.
+pub struct Packed {
+    data: Vec<f32>,
+    dim: usize,
+    cols: usize,
+    width: usize,
+}
+
+impl Packed {
+    /// Packs the rows of `cols` (each a column of the product).
+    pub fn new(cols: ArrayView2<f32>) -> Self {
+        let (count, dim) = cols.dim();
+        let width = count.div_ceil(WIDTH) * WIDTH;
+        let mut data = vec![0.0f32; dim * width];
+        for (c, col) in cols.rows().into_iter().enumerate() {
+            for (k, &x) in col.iter().enumerate() {
+                data[k * width + c] = x;
+            }
+        }
+        Packed { data, dim, cols: count, width }
+    }
+
+    /// How many columns.
+    pub fn len(&self) -> usize {
+        self.cols
+    }
+
+    /// Whether there are no columns.
+    pub fn is_empty(&self) -> bool {
+        self.cols == 0
+    }
+
+    /// `out = rows · colsᵀ` (`out` is rows × columns), single-threaded.
+    pub fn product(&self, rows: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
+        assert_eq!(rows.ncols(), self.dim, "rows and columns differ in length");
+        assert_eq!(out.dim(), (rows.nrows(), self.cols));
+        let rows = rows.as_standard_layout();
+        let a = rows.as_slice().expect("standard layout");
+        let mut wide = vec![0.0f32; rows.nrows() * self.width];
+        // SAFETY: the kernel was chosen for this CPU's features; `a` holds
+        // `nrows * dim` floats, `data` `dim * width`, `wide` `nrows * width`,
+        // and `width` is a multiple of WIDTH.
+        unsafe { (KERNEL.0)(a, &self.data, self.dim, self.width, &mut wide) };
+        for (r, mut out_row) in out.rows_mut().into_iter().enumerate() {
+            for (o, &w) in out_row.iter_mut().zip(&wide[r * self.width..]) {
+                *o = w;
+            }
+        }
+    }
+}
+
+type Kernel = unsafe fn(&[f32], &[f32], usize, usize, &mut [f32]);
+
+/// The body for this CPU, chosen once; the name says which.
+struct Chosen(Kernel, &'static str);
+
+static KERNEL: std::sync::LazyLock<Chosen> = std::sync::LazyLock::new(|| {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Chosen(simd::product_avx512, "avx512");
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return Chosen(simd::product_avx2, "avx2+fma");
+        }
+    }
+    Chosen(product_plain, "portable")
+});
+
+/// Which body [`Packed::product`] runs on this CPU.
+pub fn kernel_name() -> &'static str {
+    KERNEL.1
+}
+
+/// The portable body: the fused chain spelled out with `mul_add`.
+///
+/// # Safety
+/// None beyond the slice lengths, which are checked.
+unsafe fn product_plain(a: &[f32], panel: &[f32], dim: usize, width: usize, out: &mut [f32]) {
+    let rows = out.len() / width;
+    assert!(a.len() >= rows * dim && panel.len() >= dim * width);
+    for r in 0..rows {
+        let row = &a[r * dim..(r + 1) * dim];
+        for c in 0..width {
+            let mut acc = 0.0f32;
+            for (k, &x) in row.iter().enumerate() {
+                acc = x.mul_add(panel[k * width + c], acc);
+            }
+            out[r * width + c] = acc;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// The product with 512-bit registers: blocks of 4 rows by 64 columns
+    /// (16 accumulators), then narrower blocks at the edges.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `a` must hold `rows * dim` floats,
+    /// `panel` `dim * width`, `out` `rows * width` with `rows = out.len() /
+    /// width`, and `width` must be a multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn product_avx512(a: &[f32], panel: &[f32], dim: usize, width: usize, out: &mut [f32]) {
+        let rows = out.len() / width;
+        assert!(a.len() >= rows * dim && panel.len() >= dim * width && width.is_multiple_of(16));
+        for ks in (0..dim).step_by(super::DEPTH) {
+            let ks = ks..(ks + super::DEPTH).min(dim);
+            for c in (0..width).step_by(64) {
+                let lanes = (width - c).min(64) / 16;
+                for r in (0..rows).step_by(4) {
+                    let take = (rows - r).min(4);
+                    let at = Block { dim, width, r, c, ks: ks.clone() };
+                    // SAFETY: rows r..r+take and columns c..c+16*lanes are in bounds (asserted above).
+                    unsafe {
+                        match (take, lanes) {
+                            (4, 4) => block512::<4, 4>(a, panel, out, at),
+                            (4, 3) => block512::<4, 3>(a, panel, out, at),
+                            (4, 2) => block512::<4, 2>(a, panel, out, at),
+                            (4, _) => block512::<4, 1>(a, panel, out, at),
+                            (3, 4) => block512::<3, 4>(a, panel, out, at),
+                            (3, 3) => block512::<3, 3>(a, panel, out, at),
+                            (3, 2) => block512::<3, 2>(a, panel, out, at),
+                            (3, _) => block512::<3, 1>(a, panel, out, at),
+                            (2, 4) => block512::<2, 4>(a, panel, out, at),
+                            (2, 3) => block512::<2, 3>(a, panel, out, at),
+                            (2, 2) => block512::<2, 2>(a, panel, out, at),
+                            (2, _) => block512::<2, 1>(a, panel, out, at),
+                            (_, 4) => block512::<1, 4>(a, panel, out, at),
+                            (_, 3) => block512::<1, 3>(a, panel, out, at),
+                            (_, 2) => block512::<1, 2>(a, panel, out, at),
+                            _ => block512::<1, 1>(a, panel, out, at),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where a block sits: rows from `r`, columns from `c`, and the stretch
+    /// `ks` of the dimension it adds (continuing the chains in `out` after
+    /// the first stretch).
+    struct Block {
+        dim: usize,
+        width: usize,
+        r: usize,
+        c: usize,
+        ks: std::ops::Range<usize>,
+    }
+
+    /// Rows `r..r + R` by columns `c..c + 16 V`.
+    ///
+    /// # Safety
+    /// AVX-512F, and that block in bounds of `a`, `panel` and `out`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block512<const R: usize, const V: usize>(a: &[f32], panel: &[f32], out: &mut [f32], at: Block) {
+        let Block { dim, width, r, c, ks } = at;
+        let o = out.as_mut_ptr();
+        // The chains start at zero, or go on from the last stretch's sums.
+        let mut acc: [[__m512; V]; R] = std::array::from_fn(|i| {
+            std::array::from_fn(|v| {
+                if ks.start == 0 {
+                    _mm512_setzero_ps()
+                } else {
+                    // SAFETY: the block is in bounds of `out` (the caller's promise).
+                    unsafe { _mm512_loadu_ps(o.add((r + i) * width + c + 16 * v)) }
+                }
+            })
+        });
+        let (a, p) = (a.as_ptr(), panel.as_ptr());
+        for k in ks {
+            // SAFETY: k < dim and the block is in bounds (the caller's promise).
+            unsafe {
+                let b: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(p.add(k * width + c + 16 * v)));
+                for (i, acc_row) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*a.add((r + i) * dim + k));
+                    for (v, acc) in acc_row.iter_mut().enumerate() {
+                        *acc = _mm512_fmadd_ps(x, b[v], *acc);
+                    }
+                }
+            }
+        }
+        for (i, acc_row) in acc.iter().enumerate() {
+            for (v, acc) in acc_row.iter().enumerate() {
+                // SAFETY: as above.
+                unsafe { _mm512_storeu_ps(o.add((r + i) * width + c + 16 * v), *acc) };
+            }
+        }
+    }
+
+    /// The product with 256-bit registers: blocks of 4 rows by 16 columns
+    /// (8 accumulators).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; the slices as for [`product_avx512`].
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn product_avx2(a: &[f32], panel: &[f32], dim: usize, width: usize, out: &mut [f32]) {
+        let rows = out.len() / width;
+        assert!(a.len() >= rows * dim && panel.len() >= dim * width && width.is_multiple_of(16));
+        for ks in (0..dim).step_by(super::DEPTH) {
+            let ks = ks..(ks + super::DEPTH).min(dim);
+            for c in (0..width).step_by(16) {
+                for r in (0..rows).step_by(4) {
+                    let at = Block { dim, width, r, c, ks: ks.clone() };
+                    // SAFETY: rows r..r+4 (or to the end) and columns c..c+16 are in bounds (asserted above).
+                    unsafe {
+                        match rows - r {
+                            1 => block256::<1>(a, panel, out, at),
+                            2 => block256::<2>(a, panel, out, at),
+                            3 => block256::<3>(a, panel, out, at),
+                            _ => block256::<4>(a, panel, out, at),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows `r..r + R` by columns `c..c + 16`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA, and that block in bounds of `a`, `panel` and `out`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block256<const R: usize>(a: &[f32], panel: &[f32], out: &mut [f32], at: Block) {
+        let Block { dim, width, r, c, ks } = at;
+        let o = out.as_mut_ptr();
+        // The chains start at zero, or go on from the last stretch's sums.
+        let mut acc: [[__m256; 2]; R] = std::array::from_fn(|i| {
+            std::array::from_fn(|v| {
+                if ks.start == 0 {
+                    _mm256_setzero_ps()
+                } else {
+                    // SAFETY: the block is in bounds of `out` (the caller's promise).
+                    unsafe { _mm256_loadu_ps(o.add((r + i) * width + c + 8 * v)) }
+                }
+            })
+        });
+        let (a, p) = (a.as_ptr(), panel.as_ptr());
+        for k in ks {
+            // SAFETY: k < dim and the block is in bounds (the caller's promise).
+            unsafe {
+                let b = [_mm256_loadu_ps(p.add(k * width + c)), _mm256_loadu_ps(p.add(k * width + c + 8))];
+                for (i, acc_row) in acc.iter_mut().enumerate() {
+                    let x = _mm256_set1_ps(*a.add((r + i) * dim + k));
+                    acc_row[0] = _mm256_fmadd_ps(x, b[0], acc_row[0]);
+                    acc_row[1] = _mm256_fmadd_ps(x, b[1], acc_row[1]);
+                }
+            }
+        }
+        for (i, acc_row) in acc.iter().enumerate() {
+            for (v, acc) in acc_row.iter().enumerate() {
+                // SAFETY: as above.
+                unsafe { _mm256_storeu_ps(o.add((r + i) * width + c + 8 * v), *acc) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::{RngExt, SeedableRng};
+
+    fn random(rows: usize, dim: usize, seed: u64) -> Array2<f32> {
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+        Array2::from_shape_fn((rows, dim), |_| rng.random_range(-1.0f32..1.0))
+    }
+
+    #[test]
+    fn every_kernel_gives_the_portable_bits() {
+        for (rows, cols, dim) in [(1, 1, 1), (5, 3, 7), (9, 70, 384), (4, 64, 33), (13, 17, 100), (0, 5, 3)] {
+            let (a, b) = (random(rows, dim, 1), random(cols, dim, 2));
+            let packed = Packed::new(b.view());
+            let mut chosen = Array2::zeros((rows, cols));
+            packed.product(a.view(), &mut chosen.view_mut());
+            let run = |kernel: Kernel| {
+                let mut out = vec![0.0; rows * packed.width];
+                // SAFETY: only kernels this CPU supports are passed; lengths as documented.
+                unsafe { kernel(a.as_slice().unwrap(), &packed.data, dim, packed.width, &mut out) };
+                out
+            };
+            let plain = run(product_plain);
+            let mut kernels = vec![run(KERNEL.0)];
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                kernels.push(run(simd::product_avx2));
+            }
+            for r in 0..rows {
+                for c in 0..cols {
+                    let at = r * packed.width + c;
+                    assert_eq!(chosen[[r, c]].to_bits(), plain[at].to_bits(), "{rows}x{cols}x{dim} at {r},{c}");
+                    assert!(kernels.iter().all(|k| k[at].to_bits() == plain[at].to_bits()));
+                    let exact: f64 = (0..dim).map(|k| f64::from(a[[r, k]]) * f64::from(b[[c, k]])).sum();
+                    assert!((f64::from(chosen[[r, c]]) - exact).abs() < 1e-5 * dim as f64);
+                }
+            }
+        }
+    }
+}
