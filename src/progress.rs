@@ -26,3 +26,12 @@ pub fn bar(len: u64, quiet: bool) -> ProgressBar {
     bar.set_prefix("optimizing");
     bar
 }
+
+/// The run's last line for a person at a terminal (what was selected,
+/// where it went, how long it took); nothing with `--quiet` or when stderr
+/// is not a terminal, so scripts see an empty stderr on success.
+pub fn summary(quiet: bool, line: &str) {
+    if !quiet && std::io::stderr().is_terminal() {
+        eprintln!("{line}");
+    }
+}

@@ -184,7 +184,19 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
             bytes.push(b'\n');
             file.commit(&bytes)?;
         }
-        sink.commit(&selection_bytes(&outcome.selected, names.as_ref(), settings.format))
+        sink.commit(&selection_bytes(&outcome.selected, names.as_ref(), settings.format))?;
+        let to = settings.output.as_deref().map_or_else(|| "stdout".to_string(), display);
+        let report = settings.report.as_deref().map(|p| format!(", report in {}", display(p))).unwrap_or_default();
+        progress::summary(
+            settings.quiet,
+            &format!(
+                "activeft: selected {} of {n} samples with {} in {:.1} s; ids to {to}{report}",
+                outcome.selected.len(),
+                method.name(),
+                start.elapsed().as_secs_f64()
+            ),
+        );
+        Ok(())
     })
 }
 

@@ -358,3 +358,33 @@ fn a_method_refuses_another_methods_settings_and_ignores_their_defaults() {
         assert_eq!(serde_json::from_slice::<Vec<usize>>(&stdout_of(&a.success())).unwrap().len(), 5);
     }
 }
+
+/// On a terminal (a pseudo-terminal from util-linux `script`, where
+/// installed) the run ends with one summary line on stderr; `--quiet`
+/// silences it.
+#[test]
+fn a_terminal_gets_a_summary_line_and_quiet_silences_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("picked.json");
+    let bin = Path::new(env!("CARGO_BIN_EXE_activeft"));
+    let run = |extra: &str| {
+        let command = format!(
+            "{} select --features {} --budget 20 --method fds -o {} {extra}",
+            bin.display(),
+            digits().display(),
+            out.display()
+        );
+        StdCommand::new("script").args(["-qec", &command, "/dev/null"]).output()
+    };
+    let Ok(loud) = run("") else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    let text = String::from_utf8_lossy(&loud.stdout);
+    let expected = "activeft: selected 20 of 1797 samples with fds in ";
+    let line = text.lines().find(|l| l.contains(expected)).unwrap_or_else(|| panic!("no summary in {text:?}"));
+    assert!(line.ends_with(&format!("s; ids to {}", out.display())), "{line}");
+    let quiet = run("--quiet").unwrap();
+    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("activeft: selected"));
+    assert_eq!(json(&std::fs::read(&out).unwrap()).as_array().unwrap().len(), 20);
+}
