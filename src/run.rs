@@ -92,6 +92,7 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
     let (sink, report_file, names, (labeled, excluded, init)) = comm.agree(ready)?;
     let pool = thread_pool(settings.threads)?;
     pool.install(|| {
+        let loading = progress::spinner("loading", settings.quiet || !comm.is_root());
         let ready = (|| {
             let share = load_share(&settings.pool.features, settings.pool.label_column, comm.rank(), comm.size())?;
             let n = share.n;
@@ -102,6 +103,7 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
             let budget = settings.budget.resolve(n)?;
             Ok((share, round, budget))
         })();
+        loading.finish_and_clear();
         let (share, round, budget) = comm.agree(ready)?;
         let provenance = provenance(comm, share.pool.provenance);
         let mut features = share.pool.features;
@@ -142,10 +144,19 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
             Method::FacLoc(_) => budget,
             _ => 0,
         };
+        // What runs after the last step, so the bar does not sit silent at its end.
+        let after = match &method {
+            Method::ActiveFt(_) | Method::KMeans => "mapping",
+            Method::BiLaf(_) => "boundaries",
+            _ => "optimizing",
+        };
         let bar = progress::bar(steps as u64, settings.quiet || !comm.is_root());
         let outcome = methods::run_part(&method, &mut features, budget, settings.seed, &round, &part, |i, loss| {
             bar.set_position(i as u64 + 1);
             bar.set_message(format!("{loss:.6}"));
+            if i + 1 == steps {
+                bar.set_prefix(after);
+            }
         })?;
         bar.finish_and_clear();
         if outcome.losses.iter().any(|l| !l.is_finite()) {
