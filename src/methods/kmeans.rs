@@ -82,10 +82,20 @@ fn lloyd_steps(
 /// The pool's `k` spherical k-means clusters (k-means++ seeds, Lloyd to
 /// convergence): each sample's cluster.
 pub fn clusters(features: &mut Array2<f32>, k: usize, rng: &mut Xoshiro256PlusPlus) -> Result<Vec<usize>> {
+    clusters_within(features, k, MAX_ITERATIONS, rng)
+}
+
+/// [`clusters`] with at most `steps` Lloyd iterations.
+pub fn clusters_within(
+    features: &mut Array2<f32>,
+    k: usize,
+    steps: usize,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Vec<usize>> {
     let seeds = plus_plus_seeds(features.view(), k, &Round::first(features.nrows()), rng);
     let mut centres = features.select(Axis(0), &seeds);
     let mut engine = Engine::new(features, k, Mode::Pruned)?;
-    lloyd(&mut engine, &mut centres, k, &mut |_, _| {});
+    lloyd_steps(&mut engine, &mut centres, k, steps, &mut |_, _| {});
     Ok(engine.assign(centres.view()).point)
 }
 
