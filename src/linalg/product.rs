@@ -13,8 +13,9 @@ const WIDTH: usize = 16;
 /// packed columns a block reads (64 columns × 128 × 4 bytes) stays in L1.
 const DEPTH: usize = 128;
 
-/// The columns of a product, transposed and padded to a multiple of
-/// [`WIDTH`] so a kernel loads them whole: entry `(k, c)` at `k * width + c`.
+/// The columns of a product, transposed and padded to a multiple of the
+/// register width (16 floats) so a kernel loads them whole: entry `(k, c)`
+/// at `k * width + c`.
 pub struct Packed {
     data: Vec<f32>,
     dim: usize,
