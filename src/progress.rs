@@ -12,7 +12,7 @@ pub fn bar(len: u64, quiet: bool) -> ProgressBar {
     if len == 0 {
         return spinner("selecting", quiet);
     }
-    if quiet || !std::io::stderr().is_terminal() {
+    if !shown(quiet) {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
@@ -28,7 +28,7 @@ pub fn bar(len: u64, quiet: bool) -> ProgressBar {
 /// A spinner naming a phase (`loading`, `selecting`) with the time so
 /// far; hidden like [`bar`].
 pub fn spinner(phase: &'static str, quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
+    if !shown(quiet) {
         return ProgressBar::hidden();
     }
     let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -45,7 +45,12 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(120);
 /// where it went, how long it took); nothing with `--quiet` or when stderr
 /// is not a terminal, so scripts see an empty stderr on success.
 pub fn summary(quiet: bool, line: &str) {
-    if !quiet && std::io::stderr().is_terminal() {
+    if shown(quiet) {
         eprintln!("{line}");
     }
+}
+
+/// Whether progress is for a person: not `--quiet`, and stderr a terminal.
+fn shown(quiet: bool) -> bool {
+    !quiet && std::io::stderr().is_terminal()
 }
