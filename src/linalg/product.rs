@@ -51,6 +51,10 @@ impl Packed {
     pub fn product(&self, rows: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
         assert_eq!(rows.ncols(), self.dim, "rows and columns differ in length");
         assert_eq!(out.dim(), (rows.nrows(), self.cols));
+        // The kernels count rows as `out.len() / width`: no columns, nothing to do.
+        if self.is_empty() {
+            return;
+        }
         let rows = rows.as_standard_layout();
         let a = rows.as_slice().expect("standard layout");
         let mut wide = vec![0.0f32; rows.nrows() * self.width];
@@ -286,6 +290,17 @@ mod tests {
     fn random(rows: usize, dim: usize, seed: u64) -> Array2<f32> {
         let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
         Array2::from_shape_fn((rows, dim), |_| rng.random_range(-1.0f32..1.0))
+    }
+
+    #[test]
+    fn no_columns_or_no_rows_is_an_empty_product() {
+        let none = Packed::new(random(0, 7, 3).view());
+        let mut out = Array2::zeros((5, 0));
+        none.product(random(5, 7, 4).view(), &mut out.view_mut());
+        let some = Packed::new(random(3, 7, 5).view());
+        let mut out = Array2::zeros((0, 3));
+        some.product(random(0, 7, 6).view(), &mut out.view_mut());
+        assert!(out.is_empty());
     }
 
     #[test]

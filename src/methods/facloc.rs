@@ -313,9 +313,6 @@ impl<'a> Coverage<'a> {
 /// `all` is `rows` packed, if they are many.
 fn scores(block: ArrayView2<f32>, rows: ArrayView2<f32>, open: &[usize], all: Option<&Packed>) -> Array2<f32> {
     let mut scores = Array2::<f32>::zeros((block.nrows(), open.len()));
-    if open.is_empty() || block.nrows() == 0 {
-        return scores;
-    }
     if open.len() < FEW {
         for (r, mut out) in scores.axis_iter_mut(Axis(0)).enumerate() {
             for (o, &b) in open.iter().enumerate() {
