@@ -8,8 +8,10 @@
 //! tolerance of the best is re-scored with [`dot`].
 
 mod product;
+mod screen;
 
 pub use product::{Packed, kernel_name};
+pub use screen::Screen;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};

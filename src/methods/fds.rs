@@ -10,7 +10,8 @@ use rayon::prelude::*;
 use super::Round;
 use crate::chunks;
 use crate::comm::{Comm, Part};
-use crate::linalg::dot;
+use crate::error::Result;
+use crate::linalg::{Screen, dot};
 
 /// What FPS keeps per sample.
 #[derive(Clone, Copy)]
@@ -35,7 +36,12 @@ struct Nearest {
 /// sphere), so most samples skip the dot product once the picks spread out.
 /// Both angles are bounded with the dot product's error, so a sample is
 /// skipped only when its similarity provably would not change.
-pub fn farthest_point(features: ArrayView2<f32>, k: usize, round: &Round, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {
+pub fn farthest_point(
+    features: ArrayView2<f32>,
+    k: usize,
+    round: &Round,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Vec<usize>> {
     let comm = Comm::single();
     farthest_point_part(features, k, round, rng, &Part::whole(&comm, features.nrows()))
 }
@@ -49,8 +55,9 @@ pub fn farthest_point_part(
     round: &Round,
     rng: &mut Xoshiro256PlusPlus,
     part: &Part,
-) -> Vec<usize> {
+) -> Result<Vec<usize>> {
     let error = f64::from(crate::linalg::dot_error_bound(features.ncols()));
+    let screen = Screen::new(features)?;
     let mut state: Vec<Nearest> = round.taken[part.first..part.first + part.rows]
         .iter()
         .map(|&taken| match taken {
@@ -66,20 +73,21 @@ pub fn farthest_point_part(
     }
     let mut pick_rows: Vec<Vec<f32>> = part.rows(features, &picks).rows().into_iter().map(|r| r.to_vec()).collect();
     for newest in 1..picks.len() {
-        add_pick(features, &picks[..newest], &pick_rows[..newest], &mut state, error, part);
+        add_pick(features, &screen, &picks[..newest], &pick_rows[..newest], &mut state, error, part);
     }
     while picks.len() < start + k {
-        let next = add_pick(features, &picks, &pick_rows, &mut state, error, part);
+        let next = add_pick(features, &screen, &picks, &pick_rows, &mut state, error, part);
         picks.push(next);
         pick_rows.push(part.rows(features, &[next]).row(0).to_vec());
     }
-    picks.split_off(start)
+    Ok(picks.split_off(start))
 }
 
 /// Updates every local sample's nearest pick with the newest of `picks`
 /// (whose rows are `pick_rows`); returns the next pick over all ranks.
 fn add_pick(
     features: ArrayView2<f32>,
+    screen: &Screen,
     picks: &[usize],
     pick_rows: &[Vec<f32>],
     state: &mut [Nearest],
@@ -100,7 +108,8 @@ fn add_pick(
             let mut best = (f32::INFINITY, usize::MAX);
             for (j, near) in chunk.iter_mut().enumerate() {
                 let i = c * chunks::SWEEP + j;
-                if apart[near.owner as usize] < near.reach {
+                if apart[near.owner as usize] < near.reach && screen.upper_bound(i, newest) > f64::from(near.similarity)
+                {
                     let sim = dot(row(i), newest);
                     if sim > near.similarity {
                         let angle = (f64::from(sim) - error).clamp(-1.0, 1.0).acos();
@@ -153,10 +162,13 @@ mod tests {
     #[test]
     fn farthest_point_matches_the_literal_rule() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-        for (n, d, k) in [(50, 3, 10), (300, 8, 40), (9000, 4, 6), (3000, 16, 200), (400, 2, 400)] {
-            let f = unit_rows(n, d, &mut rng, None);
+        let cases =
+            [(50, 3, 10, None), (300, 8, 40, None), (9000, 4, 6, None), (3000, 16, 200, None), (400, 2, 400, None)];
+        // On a coarse grid: duplicates and exact ties.
+        for (n, d, k, grid) in cases.into_iter().chain([(2000, 6, 80, Some(2)), (600, 3, 100, Some(1))]) {
+            let f = unit_rows(n, d, &mut rng, grid);
             let round = Round::first(n);
-            let picks = farthest_point(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(9));
+            let picks = farthest_point(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(9)).unwrap();
             assert_eq!(picks, slow_fps(&f, &[], Some(picks[0]), k, &round.taken));
         }
     }
@@ -172,7 +184,7 @@ mod tests {
                 taken[i] = true;
             }
             let round = Round { labeled: labeled.clone(), taken: taken.clone() };
-            let picks = farthest_point(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(1));
+            let picks = farthest_point(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
             assert_eq!(picks, slow_fps(&f, &labeled, None, k, &taken));
             assert!(picks.iter().all(|&i| !taken[i]));
         }

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::{Outcome, Round};
 use crate::chunks;
 use crate::error::Result;
-use crate::linalg::dot;
+use crate::linalg::{Screen, dot};
 use crate::nearest::{Engine, Mode, group_by_point};
 
 /// Lloyd iterations at most (the loop also stops when no assignment changes).
@@ -32,7 +32,7 @@ pub fn select(
     mut on_iteration: impl FnMut(usize, f64),
 ) -> Result<Outcome> {
     let start = Instant::now();
-    let seeds = plus_plus_seeds(features.view(), k, round, rng);
+    let seeds = plus_plus_seeds(features.view(), k, round, rng)?;
     let all: Vec<usize> = seeds.iter().chain(&round.labeled).copied().collect();
     let mut centres = features.select(Axis(0), &all);
     let mut engine = Engine::new(features, all.len(), Mode::Pruned)?;
@@ -92,7 +92,7 @@ pub fn clusters_within(
     steps: usize,
     rng: &mut Xoshiro256PlusPlus,
 ) -> Result<Vec<usize>> {
-    let seeds = plus_plus_seeds(features.view(), k, &Round::first(features.nrows()), rng);
+    let seeds = plus_plus_seeds(features.view(), k, &Round::first(features.nrows()), rng)?;
     let mut centres = features.select(Axis(0), &seeds);
     let mut engine = Engine::new(features, k, Mode::Pruned)?;
     lloyd_steps(&mut engine, &mut centres, k, steps, &mut |_, _| {});
@@ -141,7 +141,12 @@ fn update_centres(features: ArrayView2<f32>, point_of: &[usize], centres: &mut A
 /// next one with probability proportional to `1 − cos` to its nearest seed
 /// or labeled sample (the squared Euclidean distance between unit vectors,
 /// halved). Returns the new seeds in order.
-pub fn plus_plus_seeds(features: ArrayView2<f32>, k: usize, round: &Round, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {
+pub fn plus_plus_seeds(
+    features: ArrayView2<f32>,
+    k: usize,
+    round: &Round,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Vec<usize>> {
     let start = round.labeled.len();
     let mut seeds = round.labeled.clone();
     if seeds.is_empty() {
@@ -150,20 +155,22 @@ pub fn plus_plus_seeds(features: ArrayView2<f32>, k: usize, round: &Round, rng: 
     }
     // A taken sample weighs nothing in the draws.
     let mut distance: Vec<f64> = round.taken.iter().map(|&t| if t { 0.0 } else { f64::INFINITY }).collect();
+    let screen = Screen::new(features)?;
     for newest in 1..seeds.len() {
-        nearer(features, seeds[newest - 1], &round.taken, &mut distance);
+        nearer(features, &screen, seeds[newest - 1], &round.taken, &mut distance);
     }
     while seeds.len() < start + k {
         let newest = *seeds.last().expect("a seed or a labeled sample");
-        let sums = nearer(features, newest, &round.taken, &mut distance);
+        let sums = nearer(features, &screen, newest, &round.taken, &mut distance);
         seeds.push(draw(&distance, &sums, &seeds, &round.taken, rng));
     }
-    seeds.split_off(start)
+    Ok(seeds.split_off(start))
 }
 
 /// Brings each eligible sample's distance to its nearest seed up to date
-/// with seed `newest`; returns the distances' sums per chunk.
-fn nearer(features: ArrayView2<f32>, newest: usize, taken: &[bool], distance: &mut [f64]) -> Vec<f64> {
+/// with seed `newest`; returns the distances' sums per chunk. A sample is
+/// read in full only when `screen` says the seed may come nearer.
+fn nearer(features: ArrayView2<f32>, screen: &Screen, newest: usize, taken: &[bool], distance: &mut [f64]) -> Vec<f64> {
     // A seed is at distance 0 from itself, whatever rounding says.
     distance[newest] = 0.0;
     let last = features.row(newest);
@@ -175,11 +182,15 @@ fn nearer(features: ArrayView2<f32>, newest: usize, taken: &[bool], distance: &m
             let mut sum = 0.0;
             for (j, d) in chunk.iter_mut().enumerate() {
                 let i = c * chunks::SWEEP + j;
-                if !taken[i] {
+                if taken[i] {
+                    continue;
+                }
+                // Rounding is monotone: the exact distance is at least this.
+                if (1.0 - screen.upper_bound(i, last)).max(0.0) < *d {
                     let sim = dot(features.row(i).as_slice().expect("contiguous"), last);
                     *d = d.min((1.0 - f64::from(sim)).max(0.0));
-                    sum += *d;
                 }
+                sum += *d;
             }
             sum
         })
@@ -216,6 +227,7 @@ fn draw(weight: &[f64], chunk_sums: &[f64], used: &[usize], taken: &[bool], rng:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::unit_rows;
     use rand::SeedableRng;
 
     fn blobs(n: usize, d: usize, clusters: usize, seed: u64) -> Array2<f32> {
@@ -262,7 +274,7 @@ mod tests {
         for (n, d, k, seed) in [(400, 5, 6, 1), (1000, 12, 25, 2), (60, 3, 60, 3)] {
             let f = blobs(n, d, 8, seed);
             let round = Round::first(n);
-            let seeds = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
+            let seeds = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
             let mut centres = f.select(Axis(0), &seeds);
             let mut pool = f.clone();
             let mut engine = Engine::new(&mut pool, k, Mode::Pruned).unwrap();
@@ -282,7 +294,7 @@ mod tests {
                 taken[i] = true;
             }
             let round = Round { labeled: labeled.clone(), taken: taken.clone() };
-            let seeds = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
+            let seeds = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
             assert_eq!(seeds.len(), k);
             assert!(seeds.iter().all(|&s| !taken[s]), "{seeds:?}");
             let all: Vec<usize> = seeds.iter().chain(&labeled).copied().collect();
@@ -299,12 +311,56 @@ mod tests {
         }
     }
 
+    /// k-means++ written out literally: every distance recomputed from
+    /// every seed at every step, then the same chunked sums and draw.
+    fn slow_seeds(f: &Array2<f32>, k: usize, round: &Round, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {
+        let mut seeds = round.labeled.clone();
+        if seeds.is_empty() {
+            let eligible = round.eligible();
+            seeds.push(eligible[rng.random_range(0..eligible.len())]);
+        }
+        while seeds.len() < round.labeled.len() + k {
+            let distance: Vec<f64> = (0..f.nrows())
+                .map(|i| match round.taken[i] || seeds.contains(&i) {
+                    true => 0.0,
+                    false => seeds
+                        .iter()
+                        .map(|&s| {
+                            (1.0 - f64::from(dot(f.row(i).as_slice().unwrap(), f.row(s).as_slice().unwrap()))).max(0.0)
+                        })
+                        .fold(f64::INFINITY, f64::min),
+                })
+                .collect();
+            let sums: Vec<f64> = distance.chunks(chunks::SWEEP).map(|c| c.iter().sum()).collect();
+            seeds.push(draw(&distance, &sums, &seeds, &round.taken, rng));
+        }
+        seeds.split_off(round.labeled.len())
+    }
+
+    #[test]
+    fn seeds_match_the_literal_algorithm_with_ties_and_labels() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        for (n, d, k, grid, labeled) in [(5000, 16, 12, None, 0), (700, 3, 40, Some(1), 3), (9000, 6, 8, Some(2), 0)] {
+            let f = unit_rows(n, d, &mut rng, grid);
+            let mut round = Round::first(n);
+            for i in (0..n).filter(|i| i % 13 == 4).take(labeled) {
+                round.labeled.push(i);
+                round.taken[i] = true;
+            }
+            for seed in 0..3 {
+                let fast = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
+                let slow = slow_seeds(&f, k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
+                assert_eq!(fast, slow, "n {n}, d {d}, seed {seed}");
+            }
+        }
+    }
+
     #[test]
     fn seeds_are_distinct_spread_and_seeded() {
         let f = blobs(2000, 8, 10, 4);
         let round = Round::first(2000);
-        let a = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7));
-        let b = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7));
+        let a = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7)).unwrap();
+        let b = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7)).unwrap();
         assert_eq!(a, b);
         let mut clusters: Vec<usize> = a.iter().map(|i| i % 10).collect();
         clusters.sort_unstable();
@@ -312,7 +368,8 @@ mod tests {
         assert!(clusters.len() >= 8, "k-means++ should cover most blobs: {clusters:?}");
         // All samples identical: weights vanish, seeds are still distinct.
         let same = Array2::from_elem((5, 3), 3f32.sqrt().recip());
-        let mut seeds = plus_plus_seeds(same.view(), 5, &Round::first(5), &mut Xoshiro256PlusPlus::seed_from_u64(1));
+        let mut seeds =
+            plus_plus_seeds(same.view(), 5, &Round::first(5), &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
         seeds.sort_unstable();
         assert_eq!(seeds, vec![0, 1, 2, 3, 4]);
     }

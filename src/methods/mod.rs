@@ -152,7 +152,7 @@ pub fn run(
         }
         Method::Random => (activeft::init::random_from(&round.eligible(), budget, &mut rng), Vec::new()),
         Method::Fds => {
-            let picks = fds::farthest_point(features.view(), budget, round, &mut rng);
+            let picks = fds::farthest_point(features.view(), budget, round, &mut rng)?;
             (picks.clone(), picks)
         }
     };
