@@ -4,11 +4,12 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// A bar of `len` steps, hidden with `--quiet` or when stderr is not a
-/// terminal, so pipes and logs stay clean. With no steps to count (a
-/// method without iterations), a spinner with the time so far. Both tick
-/// on their own, so a long phase between steps still shows time passing.
-pub fn bar(len: u64, quiet: bool) -> ProgressBar {
+/// A bar of `len` steps, starting in `phase`, hidden with `--quiet` or
+/// when stderr is not a terminal, so pipes and logs stay clean. With no
+/// steps to count (a method without iterations), a spinner with the time
+/// so far. Both tick on their own, so a long phase between steps still
+/// shows time passing.
+pub fn bar(len: u64, phase: &'static str, quiet: bool) -> ProgressBar {
     if len == 0 {
         return spinner("selecting", quiet);
     }
@@ -20,7 +21,7 @@ pub fn bar(len: u64, quiet: bool) -> ProgressBar {
         .expect("the template is valid")
         .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_prefix("optimizing");
+    bar.set_prefix(phase);
     bar.enable_steady_tick(TICK);
     bar
 }

@@ -15,7 +15,8 @@ use crate::io::npy::load_labels;
 use crate::io::output::{Output, check_distinct};
 use crate::io::report::{Report, ReportParams, Seconds};
 use crate::io::source::Provenance;
-use crate::methods::{self, Method, Round, activeft::Scheduler};
+use crate::methods::activeft::{Init, Scheduler};
+use crate::methods::{self, Method, Round};
 use crate::progress;
 
 /// Runs one invocation, as one of `comm`'s ranks.
@@ -144,19 +145,26 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
             Method::FacLoc(_) => budget,
             _ => 0,
         };
-        // What runs after the last step, so the bar does not sit silent at its end.
+        // What runs before the first step and after the last, so the bar
+        // names the long phases around its steps.
+        let before = match &method {
+            Method::ActiveFt(params) | Method::BiLaf(params) if params.init == Init::Fps => "fps init",
+            Method::ActiveFt(_) | Method::BiLaf(_) => "first scan",
+            Method::KMeans => "seeding",
+            Method::FacLoc(None) => "grouping",
+            Method::FacLoc(Some(_)) => "partitioning",
+            _ => "optimizing",
+        };
         let after = match &method {
             Method::ActiveFt(_) | Method::KMeans => "mapping",
             Method::BiLaf(_) => "boundaries",
             _ => "optimizing",
         };
-        let bar = progress::bar(steps as u64, settings.quiet || !comm.is_root());
+        let bar = progress::bar(steps as u64, before, settings.quiet || !comm.is_root());
         let outcome = methods::run_part(&method, &mut features, budget, settings.seed, &round, &part, |i, loss| {
-            bar.set_position(i as u64 + 1);
+            bar.set_prefix(if i + 1 == steps { after } else { "optimizing" });
             bar.set_message(format!("{loss:.6}"));
-            if i + 1 == steps {
-                bar.set_prefix(after);
-            }
+            bar.set_position(i as u64 + 1);
         })?;
         bar.finish_and_clear();
         if outcome.losses.iter().any(|l| !l.is_finite()) {
