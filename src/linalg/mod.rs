@@ -188,6 +188,12 @@ pub fn exp_in_place(x: &mut [f32]) {
     }
 }
 
+/// `x` rounded up to a float32, so a bound stays a bound when stored.
+pub fn round_up(x: f64) -> f32 {
+    let y = x as f32;
+    if f64::from(y) < x { y.next_up() } else { y }
+}
+
 /// An upper bound on how far any float32 evaluation of a dot product of two
 /// (near-)unit vectors of length `dim` can be from the exact value: the
 /// classic `dim * u / (1 - dim * u)` bound, doubled to cover vectors whose

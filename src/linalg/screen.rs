@@ -15,6 +15,7 @@ use ndarray::ArrayView2;
 
 use rayon::prelude::*;
 
+use super::round_up;
 use crate::error::{Result, filled};
 
 /// The 8-bit copy of a matrix of unit rows: row `i` is approximately
@@ -54,7 +55,7 @@ impl Screen {
             .for_each(|(i, (q, (s, slack)))| {
                 let row = features.row(i);
                 let (error, norm) = quantize(row.as_slice().expect("features are contiguous"), q, s);
-                *slack = up(1.01 * (error.sqrt() + f64::from(*s) * gamma * norm.sqrt()) + dot_error);
+                *slack = round_up(1.01 * (error.sqrt() + f64::from(*s) * gamma * norm.sqrt()) + dot_error);
             });
         Ok(Screen { rows, dim, scale, slack })
     }
@@ -93,12 +94,6 @@ fn quantize(row: &[f32], q: &mut [i8], scale: &mut f32) -> (f64, f64) {
     }
     *scale = s;
     (error, norm)
-}
-
-/// `x` rounded up to a float32.
-fn up(x: f64) -> f32 {
-    let y = x as f32;
-    if f64::from(y) < x { y.next_up() } else { y }
 }
 
 /// Lanes of one accumulator (an AVX-512 register, two AVX2 ones).

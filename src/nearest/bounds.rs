@@ -22,7 +22,7 @@ use super::snapshot::{self, Snapshots};
 use super::{Assignment, Batch, Work};
 use crate::chunks;
 use crate::error::{Result, filled};
-use crate::linalg::{dot, dot_error_bound};
+use crate::linalg::{dot, dot_error_bound, round_up};
 
 /// Candidate points remembered per sample for `k` points. Sixteen suffice
 /// when few points crowd any one neighbourhood; with many points, samples in
@@ -83,12 +83,6 @@ pub(super) struct Decision {
     pub similarity: f32,
     /// Candidates rescored besides the last winner.
     pub rescored: u32,
-}
-
-/// `x` rounded up to an f32, so a bound stays a bound.
-fn up(x: f64) -> f32 {
-    let y = x as f32;
-    if f64::from(y) < x { y.next_up() } else { y }
 }
 
 impl Pruned {
@@ -245,7 +239,7 @@ impl Pruned {
             } else {
                 continue;
             };
-            slack.store(up(f64::from(s) + self.error - self.point_drift[j]).to_bits(), Relaxed);
+            slack.store(round_up(f64::from(s) + self.error - self.point_drift[j]).to_bits(), Relaxed);
             if s > best.1 || (s == best.1 && j < best.0) {
                 best = (j, s);
             }
@@ -278,13 +272,13 @@ impl Pruned {
         let candidates = &scan.candidates[..self.width];
         for ((slack, &bound), &j) in self.candidate_slack[range].iter_mut().zip(&scan.candidate_bounds).zip(candidates)
         {
-            *slack.get_mut() = up(bound - self.point_drift[j as usize]).to_bits();
+            *slack.get_mut() = round_up(bound - self.point_drift[j as usize]).to_bits();
         }
         *self.winner[id].get_mut() = scan.best as u32;
-        self.rest_slack[id] = up(scan.rest_bound - self.drift);
+        self.rest_slack[id] = round_up(scan.rest_bound - self.drift);
         let (stamp, path) = self.snapshots.current();
         self.snapshots.reanchor(self.rest_stamp[id], stamp);
-        self.rest_anchor[id] = up(scan.rest_bound + path);
+        self.rest_anchor[id] = round_up(scan.rest_bound + path);
         self.rest_stamp[id] = stamp;
     }
 }
