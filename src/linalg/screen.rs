@@ -9,169 +9,196 @@
 //! score might pass. Which rows pass does not depend on how the screen
 //! rounds: every decision is still made with [`dot`].
 //!
+//! The new vector is quantised too ([`Query`]), so the screened score is an
+//! integer dot product: exact, hence the same on every kernel, and on CPUs
+//! with AVX-512 VNNI one instruction per 64 entries.
+//!
 //! [`dot`]: super::dot
 
 use ndarray::ArrayView2;
-
 use rayon::prelude::*;
 
 use super::round_up;
 use crate::error::{Result, filled};
 
-/// The 8-bit copy of a matrix of unit rows: row `i` is approximately
-/// `scale[i] · q_i`, with every entry of `q_i` in `[-127, 127]`.
+/// Integer products summed per kernel call, at most: `|q| ≤ 127` and
+/// `|u| ≤ 255`, so the sum stays far inside an `i32`.
+const SPAN: usize = 1 << 14;
+
+/// The 8-bit copy of a matrix of unit rows: row `i` is `scale[i] · q_i + e_i`,
+/// with every entry of `q_i` in `[-127, 127]` and `e_i` the rounding error.
 pub struct Screen {
     rows: Vec<i8>,
     dim: usize,
-    scale: Vec<f32>,
-    /// Per row, how far [`super::dot`] of the row and a unit vector can be
-    /// above the screened score (see [`Screen::new`]).
-    slack: Vec<f32>,
+    /// What the bound needs besides the row, kept together so a pass over
+    /// the pool reads one more stream, not four.
+    meta: Vec<RowMeta>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct RowMeta {
+    scale: f32,
+    /// `Σ_j q_ij`, to take a query's offset back out.
+    sum: i32,
+    /// `1.01·|e_i|` plus `dot`'s error bound: the bound's part that does not
+    /// depend on the query.
+    slack: f32,
+    /// `1.01 + |e_i|`: bounds `|scale · q_i|`, which multiplies the query's
+    /// rounding error.
+    reach: f32,
+}
+
+/// A unit vector prepared for [`Screen::upper_bound`]: `x = scale · q + e`,
+/// stored as `q + 128` (unsigned, as VNNI wants one operand).
+pub struct Query {
+    offset: Vec<u8>,
+    scale: f32,
+    /// `|e|`, rounded up.
+    error: f64,
 }
 
 impl Screen {
     /// The copy of `features` (unit rows): each row scaled so its largest
     /// entry is ±127, and rounded to integers.
     ///
-    /// The bound, for a unit vector `x`: the exact `f·x` differs from
-    /// `scale · (q·x)` by `e·x`, where `e` is the row's rounding error, so
-    /// by at most `|e|` (Cauchy–Schwarz); the float32 sum of `q·x`, in any
-    /// order, with or without fused multiply-adds, is within `γ_d · |q|`
-    /// of the exact one; and `dot` is within its own error bound of the
-    /// exact value. Norms that are 1 only up to rounding are covered by the
-    /// factor 1.01.
+    /// The bound, for unit vectors `f = s·q + e` (a row) and
+    /// `x = t·p + ε` (a query): `f·x = s·t·(q·p) + (s·q)·ε + e·x`, so the
+    /// exact product is at most `s·t·(q·p) + |s·q|·|ε| + |e|` by
+    /// Cauchy–Schwarz, with `q·p` an exact integer; and `dot` is within its
+    /// own error bound of the exact value. Norms that are 1 only up to
+    /// rounding are covered by the factor 1.01, float64 rounding by 1e-12.
     pub fn new(features: ArrayView2<f32>) -> Result<Self> {
         let (n, dim) = features.dim();
         let what = "the 8-bit screen of the features";
         let mut rows = filled(features.len(), 0i8, what)?;
-        let (mut scale, mut slack) = (filled(n, 0f32, what)?, filled(n, 0f32, what)?);
-        let u = f64::from(f32::EPSILON) / 2.0;
-        let gamma = dim as f64 * u / (1.0 - dim as f64 * u);
-        let dot_error = f64::from(super::dot_error_bound(dim)) + 1e-30;
-        rows.par_chunks_mut(dim.max(1))
-            .zip(scale.par_iter_mut().zip(slack.par_iter_mut()))
-            .enumerate()
-            .with_min_len(256)
-            .for_each(|(i, (q, (s, slack)))| {
+        let mut meta = filled(n, RowMeta::default(), what)?;
+        let dot_error = f64::from(super::dot_error_bound(dim)) + 1e-12;
+        rows.par_chunks_mut(dim.max(1)).zip(meta.par_iter_mut()).enumerate().with_min_len(256).for_each(
+            |(i, (q, meta))| {
                 let row = features.row(i);
-                let (error, norm) = quantize(row.as_slice().expect("features are contiguous"), q, s);
-                *slack = round_up(1.01 * (error.sqrt() + f64::from(*s) * gamma * norm.sqrt()) + dot_error);
-            });
-        Ok(Screen { rows, dim, scale, slack })
+                let error = quantize(row.as_slice().expect("features are contiguous"), q, &mut meta.scale).sqrt();
+                meta.sum = q.iter().map(|&v| i32::from(v)).sum();
+                meta.slack = round_up(1.01 * error + dot_error);
+                meta.reach = round_up(1.01 + error);
+            },
+        );
+        Ok(Screen { rows, dim, meta })
     }
 
-    /// An upper bound on `dot(row i, x)` for a unit vector `x`.
-    #[inline]
-    pub fn upper_bound(&self, i: usize, x: &[f32]) -> f64 {
+    /// `x` (a unit vector of the rows' length) prepared for screening.
+    pub fn query(&self, x: &[f32]) -> Query {
         assert_eq!(x.len(), self.dim);
+        let mut q = vec![0i8; x.len()];
+        let mut scale = 0f32;
+        let error = quantize(x, &mut q, &mut scale).sqrt() * (1.0 + 1e-9);
+        let offset = q.iter().map(|&v| (i16::from(v) + 128) as u8).collect();
+        Query { offset, scale, error }
+    }
+
+    /// An upper bound on `dot(row i, x)` for the unit vector `x` that
+    /// `query` was prepared from.
+    #[inline]
+    pub fn upper_bound(&self, i: usize, query: &Query) -> f64 {
         let row = &self.rows[i * self.dim..(i + 1) * self.dim];
-        // SAFETY: `KERNEL` holds a body whose CPU features were detected at
-        // start-up; every body accepts two slices of equal length.
-        let score = unsafe { KERNEL(row, x) };
-        // Exact: a product of two float32 values in float64.
-        f64::from(self.scale[i]) * f64::from(score) + f64::from(self.slack[i])
+        let meta = self.meta[i];
+        let integer = offset_dot(row, &query.offset) - 128 * i64::from(meta.sum);
+        let scaled = f64::from(meta.scale) * f64::from(query.scale) * integer as f64;
+        scaled + f64::from(meta.reach) * query.error + f64::from(meta.slack)
     }
 }
 
 /// Writes `row / s` rounded to integers into `q`, where `s` (written to
-/// `scale`) makes the largest entry ±127; returns the squared norms of the
-/// rounding error `s·q − row` and of `q`, in float64.
-fn quantize(row: &[f32], q: &mut [i8], scale: &mut f32) -> (f64, f64) {
+/// `scale`) makes the largest entry ±127; returns the squared norm of the
+/// rounding error `row − s·q`, in float64.
+fn quantize(row: &[f32], q: &mut [i8], scale: &mut f32) -> f64 {
     // Adding and taking away 1.5 · 2²³ rounds a float32 below 2²² to an
     // integer (to even), without a call to `round` for every entry.
     const MAGIC: f32 = 12_582_912.0;
     let largest = row.iter().fold(0f32, |m, x| m.max(x.abs()));
     let s = largest / 127.0;
     let inverse = if s > 0.0 { 1.0 / s } else { 0.0 };
-    let (mut error, mut norm) = (0f64, 0f64);
+    let mut error = 0f64;
     for (q, &x) in q.iter_mut().zip(row) {
         let r = ((x * inverse + MAGIC) - MAGIC).clamp(-127.0, 127.0);
         *q = r as i8;
         // Exact in float64: a 24-bit scale times an 8-bit integer.
         let e = f64::from(s) * f64::from(r) - f64::from(x);
         error += e * e;
-        norm += f64::from(r) * f64::from(r);
     }
     *scale = s;
-    (error, norm)
+    error
 }
 
-/// Lanes of one accumulator (an AVX-512 register, two AVX2 ones).
-const LANES: usize = 16;
-/// Independent accumulators, so the additions of a row overlap.
-const CHAINS: usize = 4;
+/// `Σ_j q_j · u_j` exactly, in spans a kernel sums in an `i32`.
+#[inline]
+fn offset_dot(q: &[i8], u: &[u8]) -> i64 {
+    debug_assert_eq!(q.len(), u.len());
+    if q.len() <= SPAN {
+        // SAFETY: as below.
+        return i64::from(unsafe { KERNEL(q, u) });
+    }
+    q.chunks(SPAN)
+        .zip(u.chunks(SPAN))
+        // SAFETY: `KERNEL` holds a body whose CPU features were detected at
+        // start-up; every body accepts two slices of equal length up to SPAN.
+        .map(|(q, u)| i64::from(unsafe { KERNEL(q, u) }))
+        .sum()
+}
 
-/// The screened score. Any summation order is as good as another for the
-/// bound, so this one is written for the vectoriser: `CHAINS` running sums
-/// of `LANES`, a pass of single sums for the rest of the row, a tree.
-/// `FUSED` says whether `mul_add` is a hardware instruction (without FMA
-/// it is a library call, so the portable body multiplies and adds).
+/// The portable body: integer products, so any order gives the same sum.
 #[inline(always)]
-fn screened_dot<const FUSED: bool>(h: &[i8], x: &[f32]) -> f32 {
-    let madd = |a: i8, b: f32, c: f32| if FUSED { f32::from(a).mul_add(b, c) } else { f32::from(a) * b + c };
-    let mut acc = [[0f32; LANES]; CHAINS];
-    let (blocks_h, blocks_x) = (h.chunks_exact(LANES * CHAINS), x.chunks_exact(LANES * CHAINS));
-    let (rest_h, rest_x) = (blocks_h.remainder(), blocks_x.remainder());
-    for (a, b) in blocks_h.zip(blocks_x) {
-        for (c, sums) in acc.iter_mut().enumerate() {
-            for (l, sum) in sums.iter_mut().enumerate() {
-                *sum = madd(a[c * LANES + l], b[c * LANES + l], *sum);
-            }
-        }
-    }
-    let (singles_h, singles_x) = (rest_h.chunks_exact(LANES), rest_x.chunks_exact(LANES));
-    let tail = singles_h.remainder().iter().zip(singles_x.remainder()).fold(0.0, |t, (&a, &b)| madd(a, b, t));
-    for (a, b) in singles_h.zip(singles_x) {
-        for (l, sum) in acc[0].iter_mut().enumerate() {
-            *sum = madd(a[l], b[l], *sum);
-        }
-    }
-    let mut lanes: [f32; LANES] = std::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]));
-    let mut width = LANES / 2;
-    while width > 0 {
-        for l in 0..width {
-            lanes[l] += lanes[l + width];
-        }
-        width /= 2;
-    }
-    lanes[0] + tail
+fn offset_dot_plain(q: &[i8], u: &[u8]) -> i32 {
+    q.iter().zip(u).map(|(&a, &b)| i32::from(a) * i32::from(b)).sum()
 }
 
-/// The portable body.
-fn screened_dot_plain(h: &[i8], x: &[f32]) -> f32 {
-    screened_dot::<false>(h, x)
-}
-
-type Body = unsafe fn(&[i8], &[f32]) -> f32;
+type Body = unsafe fn(&[i8], &[u8]) -> i32;
 
 static KERNEL: std::sync::LazyLock<Body> = std::sync::LazyLock::new(|| {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return simd::screened_dot_avx512;
+        if std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512bw") {
+            return simd::offset_dot_vnni;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return simd::screened_dot_avx2;
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return simd::offset_dot_avx2;
         }
     }
-    screened_dot_plain
+    offset_dot_plain
 });
 
-/// [`screened_dot`] compiled for the vector extensions found at start-up.
 #[cfg(target_arch = "x86_64")]
 mod simd {
+    use std::arch::x86_64::*;
+
+    /// [`super::offset_dot_plain`] with `vpdpbusd`: 64 byte products summed
+    /// into 16 lanes per instruction.
+    ///
     /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn screened_dot_avx512(h: &[i8], x: &[f32]) -> f32 {
-        super::screened_dot::<true>(h, x)
+    /// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI; the
+    /// slices must have equal lengths, at most [`super::SPAN`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn offset_dot_vnni(q: &[i8], u: &[u8]) -> i32 {
+        assert_eq!(q.len(), u.len());
+        let blocks = q.len() / 64;
+        let mut acc = _mm512_setzero_si512();
+        for b in 0..blocks {
+            // SAFETY: 64 · (b + 1) <= len of both slices.
+            let (qv, uv) = unsafe {
+                (_mm512_loadu_si512(q.as_ptr().add(64 * b).cast()), _mm512_loadu_si512(u.as_ptr().add(64 * b).cast()))
+            };
+            acc = _mm512_dpbusd_epi32(acc, uv, qv);
+        }
+        _mm512_reduce_add_epi32(acc) + super::offset_dot_plain(&q[64 * blocks..], &u[64 * blocks..])
     }
 
+    /// [`super::offset_dot_plain`] compiled for AVX2 (the compiler widens
+    /// to 16 bits and uses `vpmaddwd`).
+    ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn screened_dot_avx2(h: &[i8], x: &[f32]) -> f32 {
-        super::screened_dot::<true>(h, x)
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn offset_dot_avx2(q: &[i8], u: &[u8]) -> i32 {
+        super::offset_dot_plain(q, u)
     }
 }
 
@@ -180,45 +207,56 @@ mod tests {
     use super::*;
     use crate::linalg::dot;
     use crate::testing::unit_rows;
-    use rand::SeedableRng;
     use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{RngExt, SeedableRng};
 
     /// Every body this CPU can run.
     fn bodies() -> Vec<Body> {
-        let mut all: Vec<Body> = vec![screened_dot_plain];
+        let mut all: Vec<Body> = vec![offset_dot_plain];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                all.push(simd::screened_dot_avx512);
+            if std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512bw") {
+                all.push(simd::offset_dot_vnni);
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                all.push(simd::screened_dot_avx2);
+            if std::arch::is_x86_feature_detected!("avx2") {
+                all.push(simd::offset_dot_avx2);
             }
         }
         all
     }
 
     #[test]
-    fn every_body_bounds_dot_from_above_and_closely() {
+    fn every_body_gives_the_exact_integer_sum() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+        for len in [0, 1, 63, 64, 65, 384, 1000, SPAN] {
+            // The extremes too: every product at its largest magnitude.
+            for extreme in [false, true] {
+                let q: Vec<i8> = (0..len).map(|_| if extreme { -127 } else { rng.random_range(-127..=127) }).collect();
+                let u: Vec<u8> = (0..len).map(|_| if extreme { 255 } else { rng.random() }).collect();
+                let want: i64 = q.iter().zip(&u).map(|(&a, &b)| i64::from(a) * i64::from(b)).sum();
+                for body in bodies() {
+                    // SAFETY: `bodies` lists only what this CPU runs.
+                    assert_eq!(i64::from(unsafe { body(&q, &u) }), want, "length {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_bound_is_above_dot_and_close_to_it() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
         for (dim, grid) in [(384, None), (100, None), (37, None), (5, Some(1)), (16, Some(2)), (1, None)] {
             let rows = unit_rows(300, dim, &mut rng, grid);
             let screen = Screen::new(rows.view()).unwrap();
-            for body in bodies() {
-                for i in 0..rows.nrows() {
-                    for j in [0, i, (i * 7) % rows.nrows()] {
-                        let (a, b) = (rows.row(i), rows.row(j));
-                        let exact = f64::from(dot(a.as_slice().unwrap(), b.as_slice().unwrap()));
-                        let q = &screen.rows[i * dim..(i + 1) * dim];
-                        // SAFETY: `bodies` lists only what this CPU runs.
-                        let score = f64::from(unsafe { body(q, b.as_slice().unwrap()) });
-                        let upper = f64::from(screen.scale[i]) * score + f64::from(screen.slack[i]);
-                        assert!(upper >= exact, "dim {dim}, rows {i} and {j}: {upper} < {exact}");
-                        assert!(upper - exact < 0.03, "dim {dim}: a loose bound {upper} for {exact}");
-                    }
+            for i in 0..rows.nrows() {
+                for j in [0, i, (i * 7) % rows.nrows()] {
+                    let (a, b) = (rows.row(i), rows.row(j));
+                    let exact = f64::from(dot(a.as_slice().unwrap(), b.as_slice().unwrap()));
+                    let upper = screen.upper_bound(i, &screen.query(b.as_slice().unwrap()));
+                    assert!(upper >= exact, "dim {dim}, rows {i} and {j}: {upper} < {exact}");
+                    assert!(upper - exact < 0.05, "dim {dim}: a loose bound {upper} for {exact}");
                 }
             }
-            assert!(screen.upper_bound(0, rows.row(0).as_slice().unwrap()) >= 1.0 - 1e-6);
         }
     }
 }

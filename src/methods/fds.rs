@@ -100,6 +100,7 @@ fn add_pick(
     if let Some(i) = part.local(*picks.last().expect("a pick")) {
         state[i].similarity = f32::INFINITY;
     }
+    let query = screen.query(newest);
     let apart: Vec<f64> = pick_rows.iter().map(|c| (f64::from(dot(c, newest)) + error).min(1.0).acos()).collect();
     let local = state
         .par_chunks_mut(chunks::SWEEP)
@@ -108,7 +109,7 @@ fn add_pick(
             let mut best = (f32::INFINITY, usize::MAX);
             for (j, near) in chunk.iter_mut().enumerate() {
                 let i = c * chunks::SWEEP + j;
-                if apart[near.owner as usize] < near.reach && screen.upper_bound(i, newest) > f64::from(near.similarity)
+                if apart[near.owner as usize] < near.reach && screen.upper_bound(i, &query) > f64::from(near.similarity)
                 {
                     let sim = dot(row(i), newest);
                     if sim > near.similarity {

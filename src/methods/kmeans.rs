@@ -175,6 +175,7 @@ fn nearer(features: ArrayView2<f32>, screen: &Screen, newest: usize, taken: &[bo
     distance[newest] = 0.0;
     let last = features.row(newest);
     let last = last.as_slice().expect("features are contiguous");
+    let query = screen.query(last);
     distance
         .par_chunks_mut(chunks::SWEEP)
         .enumerate()
@@ -186,7 +187,7 @@ fn nearer(features: ArrayView2<f32>, screen: &Screen, newest: usize, taken: &[bo
                     continue;
                 }
                 // Rounding is monotone: the exact distance is at least this.
-                if (1.0 - screen.upper_bound(i, last)).max(0.0) < *d {
+                if (1.0 - screen.upper_bound(i, &query)).max(0.0) < *d {
                     let sim = dot(features.row(i).as_slice().expect("contiguous"), last);
                     *d = d.min((1.0 - f64::from(sim)).max(0.0));
                 }
