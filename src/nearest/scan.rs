@@ -10,6 +10,10 @@ use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_toleran
 
 /// Candidate points remembered per sample, at most (see [`super::bounds::candidate_width`]).
 pub const CANDIDATES: usize = 32;
+/// Scores [`top_candidates`] rules out at a time.
+const SKIP_BLOCK: usize = 16;
+/// Interleaved stripes whose maxima bound the kept scores from below.
+const STRIPES: usize = 64;
 
 /// What a full scan of one sample against every point finds.
 pub(super) struct FullScan {
@@ -102,18 +106,31 @@ fn top_candidates(scores: &[f32], best: usize, width: usize) -> ([u32; CANDIDATE
     let ranks_above = |a: (f32, bool), b: (f32, bool)| a.0 > b.0 || (a.0 == b.0 && a.1 && !b.1);
     let mut kept = [(f32::NEG_INFINITY, false, u32::MAX); CANDIDATES + 1];
     let mut len = 0;
-    for (j, &score) in scores.iter().enumerate() {
-        let key = (score, j == best);
-        if len == keep && !ranks_above(key, (kept[keep - 1].0, kept[keep - 1].1)) {
-            continue;
+    let floor = lower_bound_of_kept(scores, keep);
+    for (b, block) in scores.chunks(SKIP_BLOCK).enumerate() {
+        let first = b * SKIP_BLOCK;
+        // A block without `best` and without a score that could enter the
+        // list is ruled out by one vectorised comparison.
+        if !(first..first + block.len()).contains(&best) {
+            let limit = if len == keep { floor.max(kept[keep - 1].0) } else { floor };
+            if !block.iter().fold(false, |any, &s| any | (s >= limit)) {
+                continue;
+            }
         }
-        let mut at = len.min(keep - 1);
-        while at > 0 && ranks_above(key, (kept[at - 1].0, kept[at - 1].1)) {
-            kept[at] = kept[at - 1];
-            at -= 1;
+        for (j, &score) in (first..).zip(block) {
+            let key = (score, j == best);
+            if (score < floor && j != best) || (len == keep && !ranks_above(key, (kept[keep - 1].0, kept[keep - 1].1)))
+            {
+                continue;
+            }
+            let mut at = len.min(keep - 1);
+            while at > 0 && ranks_above(key, (kept[at - 1].0, kept[at - 1].1)) {
+                kept[at] = kept[at - 1];
+                at -= 1;
+            }
+            kept[at] = (score, j == best, j as u32);
+            len = (len + 1).min(keep);
         }
-        kept[at] = (score, j == best, j as u32);
-        len = (len + 1).min(keep);
     }
     let mut rest = (len == keep).then(|| kept[width].0);
     let width = len.min(width);
@@ -131,6 +148,28 @@ fn top_candidates(scores: &[f32], best: usize, width: usize) -> ([u32; CANDIDATE
     (top, rest)
 }
 
+/// A score that at least `keep` of `scores` reach, so nothing below it can
+/// be among the `keep` best: the `keep`-th largest of the maxima of
+/// [`STRIPES`] interleaved stripes (each a different score). Skipping
+/// everything below it cuts the insertions into the kept list, which cost
+/// more than the comparisons. Minus infinity when the row is too short.
+fn lower_bound_of_kept(scores: &[f32], keep: usize) -> f32 {
+    if keep > STRIPES || scores.len() < 2 * STRIPES {
+        return f32::NEG_INFINITY;
+    }
+    let mut maxima = [f32::NEG_INFINITY; STRIPES];
+    let rows = scores.chunks_exact(STRIPES);
+    for (m, &s) in maxima.iter_mut().zip(rows.remainder()) {
+        *m = s;
+    }
+    for row in rows {
+        for (m, &s) in maxima.iter_mut().zip(row) {
+            *m = if s > *m { s } else { *m };
+        }
+    }
+    *maxima.select_nth_unstable_by(keep - 1, |a, b| b.total_cmp(a)).1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,10 +184,15 @@ mod tests {
         assert_eq!(rest, Some(96.0));
         let (small, rest) = top_candidates(&scores[..3], 2, 16);
         assert_eq!((&small[..3], rest), (&[2, 1, 0][..], None));
-        // Against a full sort, on rows with many ties.
-        for seed in 0..200u32 {
-            let row: Vec<f32> = (0..(seed as usize % 60 + 1))
-                .map(|j| (((j as u32).wrapping_mul(2_654_435_761) ^ seed) % 7) as f32)
+        // Against a full sort, on rows with many ties, short (every score
+        // looked at) and long (most ruled out by the stripes' floor).
+        for seed in 0..400u32 {
+            let (len, values) = match seed < 200 {
+                true => (seed as usize % 60 + 1, 7),
+                false => (128 + (seed as usize * 37) % 700, [7, 50, 100_000][seed as usize % 3]),
+            };
+            let row: Vec<f32> = (0..len)
+                .map(|j| (((j as u32).wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % values) as f32)
                 .collect();
             let best = (seed as usize * 31) % row.len();
             let mut order: Vec<u32> = (0..row.len() as u32).collect();
