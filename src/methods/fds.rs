@@ -29,13 +29,16 @@ struct Nearest {
 /// samples (the CoreSet setting), or else from a random first sample,
 /// repeatedly the sample least similar to everything picked or labeled so
 /// far (ties: lowest id), never one `round` marks as taken. Returns the `k`
-/// new picks in order. O(n·k·d) time at worst, O(n) memory.
+/// new picks in order. O(n·k·d) time at worst; memory beyond the features:
+/// O(n), and n·d bytes for the screen.
 ///
 /// A new pick `p` cannot be closer to sample `i` than `i`'s nearest pick
 /// `c` when `angle(c, p) ≥ 2·angle(i, c)` (triangle inequality on the
-/// sphere), so most samples skip the dot product once the picks spread out.
-/// Both angles are bounded with the dot product's error, so a sample is
-/// skipped only when its similarity provably would not change.
+/// sphere), so on tight pools most samples skip the dot product once the
+/// picks spread out. On spread pools that test rarely holds, and the 8-bit
+/// screen (`linalg::Screen`) rules out most samples instead. Both tests
+/// are bounded with the dot product's error, so a sample is skipped only
+/// when its similarity provably would not change.
 pub fn farthest_point(
     features: ArrayView2<f32>,
     k: usize,
