@@ -139,26 +139,18 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
                 Method::ProbCover { delta: *delta, purity_classes: at_most_n("--purity-classes", *purity_classes, n)? }
             }
         };
-        let steps = match &method {
-            Method::ActiveFt(params) | Method::BiLaf(params) => params.iterations,
-            Method::KMeans => methods::kmeans::MAX_ITERATIONS,
-            Method::FacLoc(_) => budget,
-            _ => 0,
-        };
-        // What runs before the first step and after the last, so the bar
-        // names the long phases around its steps.
-        let before = match &method {
-            Method::ActiveFt(params) | Method::BiLaf(params) if params.init == Init::Fps => "fps init",
-            Method::ActiveFt(_) | Method::BiLaf(_) => "first scan",
-            Method::KMeans => "seeding",
-            Method::FacLoc(None) => "grouping",
-            Method::FacLoc(Some(_)) => "partitioning",
-            _ => "optimizing",
-        };
-        let after = match &method {
-            Method::ActiveFt(_) | Method::KMeans => "mapping",
-            Method::BiLaf(_) => "boundaries",
-            _ => "optimizing",
+        // The bar's steps, and what runs before the first step and after the
+        // last, so the bar names the long phases around its steps.
+        let (steps, before, after) = match &method {
+            Method::ActiveFt(params) | Method::BiLaf(params) => {
+                let before = if params.init == Init::Fps { "fps init" } else { "first scan" };
+                let after = if matches!(method, Method::BiLaf(_)) { "boundaries" } else { "mapping" };
+                (params.iterations, before, after)
+            }
+            Method::KMeans => (methods::kmeans::MAX_ITERATIONS, "seeding", "mapping"),
+            Method::FacLoc(None) => (budget, "grouping", "optimizing"),
+            Method::FacLoc(Some(_)) => (budget, "partitioning", "optimizing"),
+            _ => (0, "optimizing", "optimizing"),
         };
         let bar = progress::bar(steps as u64, before, settings.quiet || !comm.is_root());
         let outcome = methods::run_part(&method, &mut features, budget, settings.seed, &round, &part, |i, loss| {
