@@ -7,27 +7,34 @@
 //! the first pick), adding `j` gains `Σ_i max(0, cos(f_i, f_j) − c_i)`.
 //! Gains only shrink as the selection grows, so an old gain bounds the new
 //! one (the lazy greedy), and each pick recomputes only the leading
-//! candidates, in parallel batches. A gain needs only the samples `j`
-//! could serve better: the pool is grouped around k-means centres, and the
-//! triangle inequality on the sphere (`cos(f_i, f_j) ≤ cos(θ(j, μ) − θ(i,
-//! μ))`) rules out whole groups and then single samples before any
-//! similarity is computed. The rest are computed in float64 ([`dot64`]),
+//! candidates: first a float32 estimate (an upper bound), then, for the
+//! few that lead, the gain itself with float64 similarities ([`dot64`]),
 //! so gains are a float64 greedy's to rounding; gains within [`TIE`] of the
-//! best are ties, which go to the lowest id. Memory is O(n): no n × n
-//! matrix, no similarity kept.
+//! best are ties, which go to the lowest id.
+//!
+//! The first estimate after a sample is served is a *full round*: every
+//! candidate against the whole pool, which the lazy greedy would need
+//! anyway there. On the way each sample lists its [`LISTED`] most similar
+//! candidates. Once a sample's coverage reaches the least similarity on its
+//! list it is *resolved*: no candidate off its list can gain from it, so
+//! its part of every later gain is read from the lists instead of from its
+//! row. Within a few hundred picks most samples are resolved, and a gain
+//! costs a pass over the rest. The lists also lower stale keys: a sample
+//! served better takes a known amount from each candidate it lists.
+//!
+//! Memory is O(n · [`LISTED`]): no n × n matrix.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::ops::Range;
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
 use super::{Outcome, Round, kmeans};
-use crate::error::Result;
-use crate::linalg::{Packed, dot_error_bound, dot64, gemm_nt};
-use crate::nearest::{Work, grouped_order, permute_rows};
+use crate::error::{Result, filled};
+use crate::linalg::{Packed, dot_error_bound, dot64};
+use crate::nearest::Work;
 
 /// Gains this close to the best (relative) are ties, decided by id.
 pub const TIE: f64 = 1e-12;
@@ -41,11 +48,6 @@ const FEW: usize = 4;
 /// Lloyd iterations for `--partitions`: at ImageNet scale k-means does not
 /// settle in 100, and the parts only have to be compact, not optimal.
 const PARTITION_STEPS: usize = 10;
-/// Lloyd iterations for the grouping: it only has to make groups tight.
-const GROUPING_STEPS: usize = 5;
-/// Slack for rounding in the bounds: float32 unit rows are unit only to
-/// about 1e-7, and the trigonometry rounds too.
-const SLACK: f64 = 1e-6;
 
 /// How well a candidate's gain is known at the current pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,60 +93,127 @@ impl Ord for Candidate {
     }
 }
 
-/// The pool grouped around k-means centres and stored group by group.
-struct Groups {
-    ranges: Vec<Range<usize>>,
-    centres: Array2<f32>,
-    /// An upper bound on the angle of a member to its centre.
-    radius: Vec<f64>,
-    /// Runs of consecutive groups of about [`TILE_ROWS`] rows.
-    tiles: Vec<Range<usize>>,
+/// The candidates each sample lists in the full round: enough that most
+/// samples are resolved well before the budget is spent, few enough that
+/// the lists stay a small share of the features' memory.
+const LISTED: usize = 64;
+
+/// A sample's most similar candidates, seen from the candidates' side
+/// (`listers(j)`: the samples listing `j`, with their float32 similarity).
+/// A sample is *resolved* once its best similarity to the selection reaches
+/// `beyond`, a bound on its similarity to every candidate off its list:
+/// from then on only listed candidates can gain from it.
+struct Lists {
+    /// Each sample's own list, in runs of [`TILE_ROWS`] samples.
+    forward: Vec<Nearest>,
+    /// Per sample: the least similarity on its list plus the float32
+    /// error, so no candidate off the list is more similar.
+    beyond: Vec<f64>,
+    /// `listers(j)` is `sample[start[j]..start[j + 1]]`.
+    start: Vec<usize>,
+    sample: Vec<u32>,
+    similarity: Vec<f32>,
 }
 
-impl Groups {
-    /// About 2√n groups; rearranges `features` group by group and returns
-    /// the arrangement (`from[p]`: the sample now at position `p`).
-    fn build(features: &mut Array2<f32>, error: f64) -> Result<(Groups, Vec<usize>)> {
-        let n = features.nrows();
-        let count = ((2.0 * (n as f64).sqrt()).ceil() as usize).clamp(1, n);
-        let (centres, nearest) = kmeans::grouping(features, count, GROUPING_STEPS)?;
-        let key: Vec<u32> = nearest.point.iter().map(|&p| p as u32).collect();
-        let from = grouped_order(&key, count);
-        permute_rows(features, &from);
-        let angle: Vec<f64> = from.iter().map(|&i| (nearest.similarity[i] - error).clamp(-1.0, 1.0).acos()).collect();
-        let mut ranges = Vec::with_capacity(count);
-        let mut radius = vec![0.0f64; count];
-        let mut start = 0;
-        let mut sizes = vec![0usize; count];
-        for &k in &key {
-            sizes[k as usize] += 1;
-        }
-        for (g, &size) in sizes.iter().enumerate() {
-            radius[g] = angle[start..start + size].iter().copied().fold(0.0, f64::max);
-            ranges.push(start..start + size);
-            start += size;
-        }
-        let mut tiles = Vec::new();
-        let mut first = 0;
-        for g in 0..count {
-            if ranges[g].end - ranges[first].start >= TILE_ROWS || g + 1 == count {
-                tiles.push(first..g + 1);
-                first = g + 1;
-            }
-        }
-        Ok((Groups { ranges, centres, radius, tiles }, from))
+impl Lists {
+    /// The candidates sample `i` lists, with their float32 similarity.
+    fn listed(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let nearest = &self.forward[i / TILE_ROWS];
+        let heap = (i % TILE_ROWS) * nearest.width..(i % TILE_ROWS + 1) * nearest.width;
+        let listed = nearest.id[heap.clone()].iter().zip(&nearest.similarity[heap]);
+        listed.filter(|&(&j, _)| j != u32::MAX).map(|(&j, &s)| (j as usize, s))
+    }
+
+    /// The samples listing candidate `j`, in id order, with their float32
+    /// similarity.
+    fn listers(&self, j: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let range = self.start[j]..self.start[j + 1];
+        self.sample[range.clone()].iter().map(|&i| i as usize).zip(self.similarity[range].iter().copied())
     }
 }
 
-/// The greedy's state over the grouped pool: each sample's best
-/// similarity to the selection, and each group's lowest.
+/// The `width` most similar candidates offered so far to each of a run of
+/// samples, as a min-heap per sample: every candidate left out is at most
+/// as similar as the heap's least.
+struct Nearest {
+    width: usize,
+    similarity: Vec<f32>,
+    id: Vec<u32>,
+}
+
+impl Nearest {
+    fn new(rows: usize, width: usize) -> Result<Self> {
+        let what = "facloc's candidate lists";
+        Ok(Nearest {
+            width,
+            similarity: filled(rows * width, f32::NEG_INFINITY, what)?,
+            id: filled(rows * width, u32::MAX, what)?,
+        })
+    }
+
+    /// Offers the candidates `ids` at similarities `scores` to sample `r`.
+    fn offer(&mut self, r: usize, scores: &[f32], ids: &[usize]) {
+        let heap = r * self.width..(r + 1) * self.width;
+        let (similarity, id) = (&mut self.similarity[heap.clone()], &mut self.id[heap]);
+        // Most rows have nothing to take once the lists fill: one pass finds out.
+        let most = scores.iter().fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m });
+        if most <= similarity[0] {
+            return;
+        }
+        for (&s, &j) in scores.iter().zip(ids) {
+            if s > similarity[0] {
+                replace_least(similarity, id, s, j as u32);
+            }
+        }
+    }
+
+    /// The least similarity listed for sample `r` (−∞ when the list has room).
+    fn least(&self, r: usize) -> f32 {
+        self.similarity[r * self.width]
+    }
+}
+
+/// Puts `(s, j)` in place of the heap's least and sifts it down.
+fn replace_least(similarity: &mut [f32], id: &mut [u32], s: f32, j: u32) {
+    let mut at = 0;
+    loop {
+        let mut low = at;
+        let mut value = s;
+        for child in [2 * at + 1, 2 * at + 2] {
+            if child < similarity.len() && similarity[child] < value {
+                (low, value) = (child, similarity[child]);
+            }
+        }
+        if low == at {
+            break;
+        }
+        similarity[at] = similarity[low];
+        id[at] = id[low];
+        at = low;
+    }
+    similarity[at] = s;
+    id[at] = j;
+}
+
+/// The greedy's state: each sample's best similarity to the selection, and,
+/// after the full round, the lists that spare resolved samples a pass.
 struct Coverage<'a> {
     features: ArrayView2<'a, f32>,
-    groups: Groups,
     best: Vec<f64>,
-    lowest: Vec<f64>,
     /// The float32 product's error bound for one similarity.
     error: f64,
+    /// How many candidates each sample lists in the full round.
+    width: usize,
+    lists: Option<Lists>,
+    resolved: Vec<bool>,
+    /// The samples not resolved, in id order: each gain reads their rows.
+    unresolved: Vec<usize>,
+    /// Whether any sample has joined the selection.
+    served: bool,
+    /// Per candidate: how much its gain has surely fallen since its key
+    /// was last set, from the listed similarities of the samples served
+    /// better since.
+    fallen: Vec<f64>,
     /// Similarities computed in float64 so far.
     exact: u64,
     /// Exact gains computed so far.
@@ -154,14 +223,18 @@ struct Coverage<'a> {
 }
 
 impl<'a> Coverage<'a> {
-    fn new(features: ArrayView2<'a, f32>, groups: Groups, error: f64) -> Self {
-        let lowest = vec![-1.0; groups.ranges.len()];
+    fn new(features: ArrayView2<'a, f32>, width: usize) -> Self {
+        let n = features.nrows();
         Coverage {
             features,
-            groups,
-            best: vec![-1.0; features.nrows()],
-            lowest,
-            error,
+            best: vec![-1.0; n],
+            error: f64::from(dot_error_bound(features.ncols())),
+            width,
+            lists: None,
+            resolved: vec![false; n],
+            unresolved: (0..n).collect(),
+            served: false,
+            fallen: vec![0.0; n],
             exact: 0,
             gains: 0,
             estimated: 0,
@@ -174,157 +247,365 @@ impl<'a> Coverage<'a> {
         crate::chunks::sum(&terms)
     }
 
-    /// For each tile of groups (in parallel, returned in tile order),
-    /// `visit(the tile's rows of the pool, the rows of `rows` that may
-    /// improve one of them, their float32 scores against those rows)`. A
-    /// group is closed to a row when the triangle inequality on the sphere,
-    /// `cos(f_i, f) ≤ cos(θ(f, μ) − r)` for members within angle `r` of the
-    /// centre `μ`, leaves no member a similarity above the group's lowest
-    /// best; a tile, when all its groups are.
-    fn per_tile<T: Send>(
-        &self,
-        rows: ArrayView2<f32>,
-        visit: impl Fn(Range<usize>, &[usize], ArrayView2<f32>) -> T + Sync,
-    ) -> Vec<T> {
-        let g = &self.groups;
-        let mut to_centres = Array2::<f32>::zeros((rows.nrows(), g.centres.nrows()));
-        gemm_nt(rows, g.centres.view(), &mut to_centres.view_mut());
-        let open_to = |b: usize, group: usize| {
-            let apart = (f64::from(to_centres[[b, group]]) + self.error).clamp(-1.0, 1.0).acos();
-            apart <= g.radius[group] || (apart - g.radius[group]).cos() + SLACK > self.lowest[group]
-        };
-        let all = (rows.nrows() >= FEW).then(|| Packed::new(rows));
-        g.tiles
-            .par_iter()
-            .map(|groups| {
-                let range = g.ranges[groups.start].start..g.ranges[groups.end - 1].end;
-                let open: Vec<usize> =
-                    (0..rows.nrows()).filter(|&b| groups.clone().any(|group| open_to(b, group))).collect();
-                let block = self.features.slice(ndarray::s![range.clone(), ..]);
-                let scores = scores(block, rows, &open, all.as_ref());
-                visit(range, &open, scores.view())
-            })
-            .collect()
+    /// The full round is due at the first estimate after a sample has been
+    /// served: before that every gain is known from the closed form.
+    fn wants_full_round(&self) -> bool {
+        self.lists.is_none() && self.served
     }
 
-    /// Upper bounds on the gains of the candidates at `positions`, from
-    /// float32 estimates.
-    fn estimate(&mut self, positions: &[usize]) -> Vec<f64> {
-        self.estimated += positions.len() as u64;
-        positions.chunks(BATCH).flat_map(|batch| self.estimate_batch(batch)).collect()
+    /// `visit(ids)` for the unresolved samples in runs of about
+    /// [`TILE_ROWS`], in parallel; the results in run order.
+    fn per_run<T: Send>(&self, visit: impl Fn(&[usize]) -> T + Sync) -> Vec<T> {
+        self.unresolved.par_chunks(TILE_ROWS).map(&visit).collect()
     }
 
-    fn estimate_batch(&self, positions: &[usize]) -> Vec<f64> {
-        let rows = self.features.select(Axis(0), positions);
-        let error = self.error;
-        let per_tile = self.per_tile(rows.view(), |range, open, scores| {
-            let (mut sum, mut count) = (vec![0.0f64; open.len()], vec![0u64; open.len()]);
-            for (&c, scores) in self.best[range].iter().zip(scores.rows()) {
-                for ((sum, count), &s) in sum.iter_mut().zip(&mut count).zip(scores) {
-                    // An exact similarity more than `error` below the estimate cannot beat c.
-                    let above = f64::from(s) - c;
-                    *sum += above.max(0.0);
-                    *count += u64::from(above > -error);
-                }
-            }
-            (open.to_vec(), sum, count)
+    /// The float32 scores of the samples `run` against `rows`: row `r` of
+    /// the result belongs to `run[r]`.
+    fn run_scores(&self, run: &[usize], rows: ArrayView2<f32>, packed: Option<&Packed>) -> RunScores {
+        let (first, last) = (run[0], run[run.len() - 1]);
+        // A product over the rows between costs less than copying the run
+        // out while at least half of them are in it.
+        if last - first < 2 * run.len() {
+            let scores = scores(self.features.slice(s![first..=last, ..]), rows, packed);
+            return RunScores { scores, first: Some(first) };
+        }
+        let mut gathered = Vec::with_capacity(run.len() * self.features.ncols());
+        for &i in run {
+            gathered.extend_from_slice(row(self.features, i));
+        }
+        let block = ArrayView2::from_shape((run.len(), self.features.ncols()), &gathered).expect("rows of the pool");
+        RunScores { scores: scores(block, rows, packed), first: None }
+    }
+
+    /// Upper bounds on the gains of the candidates `ids`, from float32
+    /// estimates.
+    fn estimate(&mut self, ids: &[usize]) -> Vec<f64> {
+        self.estimated += ids.len() as u64;
+        ids.chunks(BATCH).flat_map(|batch| self.estimate_batch(batch)).collect()
+    }
+
+    fn estimate_batch(&self, ids: &[usize]) -> Vec<f64> {
+        let rows = self.features.select(Axis(0), ids);
+        let packed = (ids.len() >= FEW).then(|| Packed::new(rows.view()));
+        let mut totals = Above::new(ids.len());
+        for (b, &j) in ids.iter().enumerate() {
+            self.listed_part(j, &mut totals, b);
+        }
+        let runs = self.per_run(|run| {
+            let scores = self.run_scores(run, rows.view(), packed.as_ref());
+            Above::of(run.iter().enumerate().map(|(r, &i)| (self.best[i], scores.row(r, i))), self.error)
         });
-        let mut sums = vec![(0.0f64, 0u64); positions.len()];
-        for (open, sum, count) in per_tile {
-            for (b, (sum, count)) in open.into_iter().zip(sum.into_iter().zip(count)) {
-                sums[b].0 += sum;
-                sums[b].1 += count;
+        for run in runs {
+            totals.add(&run);
+        }
+        totals.bounds(self.error)
+    }
+
+    /// Adds what the resolved samples listing `j` give its estimate to
+    /// entry `b` of `totals`.
+    fn listed_part(&self, j: usize, totals: &mut Above, b: usize) {
+        if let Some(lists) = &self.lists {
+            for (i, s) in lists.listers(j).filter(|&(i, _)| self.resolved[i]) {
+                totals.offer(b, f64::from(s) - self.best[i], self.error);
             }
         }
-        // max(0, x − c) moves by at most as much as x does.
-        sums.into_iter().map(|(sum, count)| sum + count as f64 * error * 1.001).collect()
     }
 
-    /// The exact gain of the candidate at `position`: float64 similarities
-    /// for every sample the float32 filter cannot rule out.
-    fn exact_gain(&mut self, position: usize) -> f64 {
-        let rows = self.features.select(Axis(0), &[position]);
-        let f = row(self.features, position);
-        let error = self.error;
-        let per_tile = self.per_tile(rows.view(), |range, open, scores| {
-            let (mut sum, mut exact) = (0.0, 0u64);
-            if !open.is_empty() {
-                for (r, &c) in self.best[range.clone()].iter().enumerate() {
-                    if f64::from(scores[[r, 0]]) + error > c {
-                        exact += 1;
-                        sum += (dot64(row(self.features, range.start + r), f) - c).max(0.0);
+    /// Estimates every candidate in `ids` in one pass over the pool, and on
+    /// the way lists each sample's most similar candidates: the pass that
+    /// makes later gains cheap.
+    fn full_round(&mut self, ids: &[usize]) -> Result<Vec<f64>> {
+        let n = self.best.len();
+        let width = self.width.min(ids.len()).max(1);
+        let mut runs: Vec<Nearest> = (0..n)
+            .step_by(TILE_ROWS)
+            .map(|start| Nearest::new(TILE_ROWS.min(n - start), width))
+            .collect::<Result<_>>()?;
+        let mut estimates = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(BATCH) {
+            let rows = self.features.select(Axis(0), batch);
+            let packed = (batch.len() >= FEW).then(|| Packed::new(rows.view()));
+            let parts: Vec<Above> = runs
+                .par_iter_mut()
+                .enumerate()
+                .map(|(r, nearest)| {
+                    let range = r * TILE_ROWS..(r * TILE_ROWS + TILE_ROWS).min(n);
+                    let scores = scores(self.features.slice(s![range.clone(), ..]), rows.view(), packed.as_ref());
+                    for (row, scores) in scores.rows().into_iter().enumerate() {
+                        nearest.offer(row, slice(scores), batch);
                     }
+                    Above::of(self.best[range].iter().copied().zip(scores.rows().into_iter().map(slice)), self.error)
+                })
+                .collect();
+            let mut totals = Above::new(batch.len());
+            for part in parts {
+                totals.add(&part);
+            }
+            estimates.extend(totals.bounds(self.error));
+        }
+        self.estimated += ids.len() as u64;
+        self.lists = Some(self.gather(runs)?);
+        self.resolve(0..n);
+        Ok(estimates)
+    }
+
+    /// The lists turned around: for each candidate, the samples listing it.
+    fn gather(&self, runs: Vec<Nearest>) -> Result<Lists> {
+        let n = self.best.len();
+        let mut start = vec![0usize; n + 1];
+        for nearest in &runs {
+            for &j in nearest.id.iter().filter(|&&j| j != u32::MAX) {
+                start[j as usize + 1] += 1;
+            }
+        }
+        for j in 0..n {
+            start[j + 1] += start[j];
+        }
+        let what = "facloc's candidate lists";
+        let mut sample = filled(start[n], 0u32, what)?;
+        let mut similarity = filled(start[n], 0f32, what)?;
+        let mut next = start.clone();
+        let mut beyond = Vec::with_capacity(n);
+        for (r, nearest) in runs.iter().enumerate() {
+            for (row, (ids, sims)) in
+                nearest.id.chunks(nearest.width).zip(nearest.similarity.chunks(nearest.width)).enumerate()
+            {
+                let i = r * TILE_ROWS + row;
+                for (&j, &s) in ids.iter().zip(sims).filter(|&(&j, _)| j != u32::MAX) {
+                    let at = &mut next[j as usize];
+                    (sample[*at], similarity[*at]) = (i as u32, s);
+                    *at += 1;
+                }
+                beyond.push(f64::from(nearest.least(row)) + self.error);
+            }
+        }
+        // Samples within each candidate's listers are in id order: the runs are.
+        Ok(Lists { forward: runs, beyond, start, sample, similarity })
+    }
+
+    /// Marks the samples among `ids` whose coverage has reached their bound.
+    fn resolve(&mut self, ids: impl Iterator<Item = usize>) {
+        let Some(lists) = &self.lists else { return };
+        let mut any = false;
+        for i in ids {
+            if !self.resolved[i] && self.best[i] >= lists.beyond[i] {
+                self.resolved[i] = true;
+                any = true;
+            }
+        }
+        if any {
+            let resolved = &self.resolved;
+            self.unresolved.retain(|&i| !resolved[i]);
+        }
+    }
+
+    /// The exact gain of candidate `j`: float64 similarities for every
+    /// sample the float32 filter cannot rule out.
+    fn exact_gain(&mut self, j: usize) -> f64 {
+        let f = row(self.features, j);
+        let (error, best) = (self.error, &self.best);
+        let (mut gain, mut exact) = (0.0, 0u64);
+        if let Some(lists) = &self.lists {
+            for (i, _) in lists.listers(j).filter(|&(i, s)| self.resolved[i] && f64::from(s) + error > best[i]) {
+                exact += 1;
+                gain += (dot64(row(self.features, i), f) - best[i]).max(0.0);
+            }
+        }
+        let runs = self.per_run(|run| {
+            let (mut sum, mut exact) = (0.0, 0u64);
+            for &i in run {
+                let r = row(self.features, i);
+                if f64::from(crate::linalg::dot(r, f)) + error > best[i] {
+                    exact += 1;
+                    sum += (dot64(r, f) - best[i]).max(0.0);
                 }
             }
             (sum, exact)
         });
-        self.gains += 1;
-        let mut gain = 0.0;
-        for (sum, exact) in per_tile {
+        for (sum, count) in runs {
             gain += sum;
-            self.exact += exact;
+            exact += count;
         }
+        self.exact += exact;
+        self.gains += 1;
         gain
     }
 
-    /// Takes the samples at `positions` into the selection.
-    fn add(&mut self, positions: &[usize]) {
-        if positions.is_empty() {
+    /// Takes the samples `ids` into the selection.
+    fn add(&mut self, ids: &[usize]) {
+        if ids.is_empty() {
             return;
         }
-        let rows = self.features.select(Axis(0), positions);
+        self.served = true;
         let error = self.error;
-        let updates = self.per_tile(rows.view(), |range, open, scores| {
-            let mut exact = 0u64;
-            let mut improved = Vec::new();
-            for (r, &c) in self.best[range.clone()].iter().enumerate() {
-                let mut best = c;
-                for (o, &s) in scores.row(r).iter().enumerate() {
-                    if f64::from(s) + error > best {
-                        exact += 1;
-                        best = best.max(dot64(row(self.features, range.start + r), row(rows.view(), open[o])));
+        // (sample, its coverage before) for every sample served better.
+        let mut changed = Vec::new();
+        if let Some(lists) = &self.lists {
+            for &p in ids {
+                for (i, s) in lists.listers(p) {
+                    if self.resolved[i] && f64::from(s) + error > self.best[i] {
+                        self.exact += 1;
+                        let similarity = dot64(row(self.features, i), row(self.features, p));
+                        if similarity > self.best[i] {
+                            changed.push((i, self.best[i]));
+                            self.best[i] = similarity;
+                        }
                     }
                 }
-                if best > c {
-                    improved.push((range.start + r, best));
+            }
+        }
+        let rows = self.features.select(Axis(0), ids);
+        let packed = (ids.len() >= FEW).then(|| Packed::new(rows.view()));
+        let updates = self.per_run(|run| {
+            let scores = self.run_scores(run, rows.view(), packed.as_ref());
+            let (mut improved, mut exact) = (Vec::new(), 0u64);
+            for (r, &i) in run.iter().enumerate() {
+                let mut best = self.best[i];
+                for (o, &s) in scores.row(r, i).iter().enumerate() {
+                    if f64::from(s) + error > best {
+                        exact += 1;
+                        best = best.max(dot64(row(self.features, i), row(rows.view(), o)));
+                    }
+                }
+                if best > self.best[i] {
+                    improved.push((i, best));
                 }
             }
             (improved, exact)
         });
-        for (tile, (improved, exact)) in updates.into_iter().enumerate() {
+        for (improved, exact) in updates {
             self.exact += exact;
-            if improved.is_empty() {
-                continue;
-            }
-            for (p, best) in improved {
-                self.best[p] = best;
-            }
-            for group in self.groups.tiles[tile].clone() {
-                let range = self.groups.ranges[group].clone();
-                self.lowest[group] = self.best[range].iter().copied().fold(f64::INFINITY, f64::min);
+            for (i, best) in improved {
+                changed.push((i, self.best[i]));
+                self.best[i] = best;
             }
         }
+        self.record_fall(&changed);
+        self.resolve(changed.iter().map(|&(i, _)| i));
+    }
+
+    /// Adds to each listed candidate's fall what the samples `changed`
+    /// (with their coverage before) surely took from its gain: sample `i`
+    /// served better, from `c` to `c'`, takes `max(0, min(s, c') − c)` from
+    /// a candidate at similarity `s`, at least that with `s` lowered by the
+    /// float32 error.
+    fn record_fall(&mut self, changed: &[(usize, f64)]) {
+        let Some(lists) = &self.lists else { return };
+        for &(i, before) in changed {
+            let after = self.best[i];
+            for (j, s) in lists.listed(i) {
+                let fall = (f64::from(s) - self.error).min(after) - before;
+                if fall > 0.0 {
+                    self.fallen[j] += fall;
+                }
+            }
+        }
+    }
+
+    /// Stale candidate `c` with a new upper bound `high` on its gain at
+    /// `stamp`; its fall starts again from zero.
+    fn estimated(&mut self, c: Candidate, high: f64, stamp: u32) -> Candidate {
+        self.fallen[c.id as usize] = 0.0;
+        if high <= 0.0 {
+            // Nothing can be gained: the gain is exactly 0.
+            Candidate { key: 0.0, id: c.id, stamp, known: Known::Exact }
+        } else {
+            Candidate { key: high.min(c.key), id: c.id, stamp, known: Known::Estimated }
+        }
+    }
+
+    /// Lowers every key in `heap` by its candidate's fall, which starts
+    /// again from zero: between picks, when every key is stale.
+    fn lower(&mut self, heap: &mut BinaryHeap<Candidate>) {
+        let mut all = std::mem::take(heap).into_vec();
+        for c in &mut all {
+            let fallen = std::mem::take(&mut self.fallen[c.id as usize]);
+            // The margin covers the rounding of the sums of falls.
+            c.key = (c.key - fallen * (1.0 - 1e-9)).max(0.0);
+        }
+        *heap = all.into();
     }
 }
 
-/// The float32 scores of `block`'s rows against the `open` rows of `rows`:
-/// one product for many rows, plain dot products for a few (a product
-/// would copy the whole block to score them).
-/// `all` is `rows` packed, if they are many.
-fn scores(block: ArrayView2<f32>, rows: ArrayView2<f32>, open: &[usize], all: Option<&Packed>) -> Array2<f32> {
-    let mut scores = Array2::<f32>::zeros((block.nrows(), open.len()));
-    if open.len() < FEW {
-        for (r, mut out) in scores.axis_iter_mut(Axis(0)).enumerate() {
-            for (o, &b) in open.iter().enumerate() {
-                out[o] = crate::linalg::dot(row(block, r), row(rows, b));
+/// Parts of float32 estimates, one per candidate: `Σ max(0, s − c)` over
+/// samples, and how many had `s` above `c − error` (where the exact
+/// similarity may differ). Kept as two arrays so a row of scores is taken
+/// in a few vector instructions.
+struct Above {
+    sum: Vec<f64>,
+    count: Vec<u64>,
+}
+
+impl Above {
+    fn new(len: usize) -> Self {
+        Above { sum: vec![0.0; len], count: vec![0; len] }
+    }
+
+    /// The parts over samples given as (coverage, scores against the
+    /// candidates); there is at least one.
+    fn of<'s>(mut samples: impl Iterator<Item = (f64, &'s [f32])>, error: f64) -> Self {
+        let (c, scores) = samples.next().expect("a sample");
+        let mut parts = Above::new(scores.len());
+        for (c, scores) in std::iter::once((c, scores)).chain(samples) {
+            for ((sum, count), &s) in parts.sum.iter_mut().zip(&mut parts.count).zip(scores) {
+                let above = f64::from(s) - c;
+                *sum += above.max(0.0);
+                *count += u64::from(above > -error);
             }
         }
-    } else if let Some(all) = all.filter(|all| all.len() == open.len()) {
-        all.product(block, &mut scores.view_mut());
-    } else {
-        Packed::new(rows.select(Axis(0), open).view()).product(block, &mut scores.view_mut());
+        parts
+    }
+
+    fn offer(&mut self, b: usize, above: f64, error: f64) {
+        self.sum[b] += above.max(0.0);
+        self.count[b] += u64::from(above > -error);
+    }
+
+    fn add(&mut self, other: &Above) {
+        self.sum.iter_mut().zip(&other.sum).for_each(|(a, b)| *a += b);
+        self.count.iter_mut().zip(&other.count).for_each(|(a, b)| *a += b);
+    }
+
+    /// Upper bounds on the exact sums: `max(0, x − c)` moves by at most as
+    /// much as `x` does.
+    fn bounds(&self, error: f64) -> Vec<f64> {
+        self.sum.iter().zip(&self.count).map(|(&sum, &count)| sum + count as f64 * error * 1.001).collect()
+    }
+}
+
+/// The float32 scores of `block`'s rows against `rows`: one product for
+/// many rows (`packed`, their packing), plain dot products for a few.
+fn scores(block: ArrayView2<f32>, rows: ArrayView2<f32>, packed: Option<&Packed>) -> Array2<f32> {
+    let mut scores = Array2::<f32>::zeros((block.nrows(), rows.nrows()));
+    match packed {
+        Some(packed) => packed.product(block, &mut scores.view_mut()),
+        None => {
+            for (r, mut out) in scores.axis_iter_mut(Axis(0)).enumerate() {
+                for (o, out) in out.iter_mut().enumerate() {
+                    *out = crate::linalg::dot(row(block, r), row(rows, o));
+                }
+            }
+        }
     }
     scores
+}
+
+/// Scores of a run of samples: over the rows from `first` on when
+/// computed over a stretch of the pool, else over the run itself.
+struct RunScores {
+    scores: Array2<f32>,
+    first: Option<usize>,
+}
+
+impl RunScores {
+    /// The scores of sample `i`, the `r`-th of the run.
+    fn row(&self, r: usize, i: usize) -> &[f32] {
+        slice(self.scores.row(self.first.map_or(r, |first| i - first)))
+    }
+}
+
+fn slice<'a>(a: ndarray::ArrayView1<'a, f32>) -> &'a [f32] {
+    a.to_slice().expect("rows are contiguous")
 }
 
 fn row<'a>(a: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {
@@ -333,10 +614,9 @@ fn row<'a>(a: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {
 
 /// The exact greedy: `k` picks after `round` (labeled samples start in the
 /// selection; taken ones are never picked). `on_pick(i, objective)` follows
-/// the picks; the outcome's `losses` are the objective after each pick. The
-/// rows of `features` are grouped in memory while it runs and put back.
+/// the picks; the outcome's `losses` are the objective after each pick.
 pub fn select(
-    features: &mut Array2<f32>,
+    features: ArrayView2<f32>,
     k: usize,
     round: &Round,
     mut on_pick: impl FnMut(usize, f64),
@@ -379,12 +659,12 @@ pub fn select_by_parts(
         if allotted[p] == 0 {
             continue;
         }
-        let mut local = features.select(Axis(0), ids);
+        let local = features.select(Axis(0), ids);
         let local_round = Round {
             labeled: (0..ids.len()).filter(|&l| is_labeled[ids[l]]).collect(),
             taken: ids.iter().map(|&i| round.taken[i]).collect(),
         };
-        let run = greedy(&mut local, allotted[p], &local_round, &mut |_, _| {})?;
+        let run = greedy(local.view(), allotted[p], &local_round, &mut |_, _| {})?;
         for (&pick, &value) in run.picks.iter().zip(&run.objective) {
             picks.push(members[p][pick]);
             part_objective[p] = value;
@@ -444,38 +724,37 @@ struct Run {
     exact: u64,
 }
 
-fn greedy(features: &mut Array2<f32>, k: usize, round: &Round, on_pick: &mut impl FnMut(usize, f64)) -> Result<Run> {
-    let n = features.nrows();
-    let error = f64::from(dot_error_bound(features.ncols()));
-    let (groups, from) = Groups::build(features, error)?;
-    let mut position = vec![0; n];
-    for (p, &id) in from.iter().enumerate() {
-        position[id] = p;
+fn greedy(features: ArrayView2<f32>, k: usize, round: &Round, on_pick: &mut impl FnMut(usize, f64)) -> Result<Run> {
+    greedy_listing(features, k, round, LISTED, on_pick)
+}
+
+/// [`greedy`] with `width` candidates listed per sample (tests vary it).
+fn greedy_listing(
+    features: ArrayView2<f32>,
+    k: usize,
+    round: &Round,
+    width: usize,
+    on_pick: &mut impl FnMut(usize, f64),
+) -> Result<Run> {
+    let mut coverage = Coverage::new(features, width);
+    coverage.add(&round.labeled);
+    let mut heap = initial_bounds(features, round);
+    let mut picks = Vec::with_capacity(k);
+    let mut objective = Vec::with_capacity(k);
+    while picks.len() < k {
+        let pick = next_pick(&mut heap, &mut coverage, picks.len() as u32)?;
+        coverage.add(&[pick]);
+        coverage.lower(&mut heap);
+        picks.push(pick);
+        objective.push(coverage.objective());
+        on_pick(picks.len() - 1, objective[picks.len() - 1]);
     }
-    let run = {
-        let mut coverage = Coverage::new(features.view(), groups, error);
-        let labeled: Vec<usize> = round.labeled.iter().map(|&id| position[id]).collect();
-        coverage.add(&labeled);
-        let mut heap = initial_bounds(features.view(), &position, round);
-        let mut picks = Vec::with_capacity(k);
-        let mut objective = Vec::with_capacity(k);
-        while picks.len() < k {
-            let pick = next_pick(&mut heap, &mut coverage, &position, picks.len() as u32);
-            coverage.add(&[position[pick]]);
-            picks.push(pick);
-            objective.push(coverage.objective());
-            on_pick(picks.len() - 1, objective[picks.len() - 1]);
-        }
-        Run { picks, objective, estimated: coverage.estimated, gains: coverage.gains, exact: coverage.exact }
-    };
-    permute_rows(features, &position);
-    Ok(run)
+    Ok(Run { picks, objective, estimated: coverage.estimated, gains: coverage.gains, exact: coverage.exact })
 }
 
 /// Every candidate's gain before any pick, `Σ_i (1 + cos(f_i, f_j)) = n +
 /// f_j · Σ_i f_i`: a bound on every later gain, with no n × n work.
-/// `features` are grouped: sample `j` is at `position[j]`.
-fn initial_bounds(features: ArrayView2<f32>, position: &[usize], round: &Round) -> BinaryHeap<Candidate> {
+fn initial_bounds(features: ArrayView2<f32>, round: &Round) -> BinaryHeap<Candidate> {
     let n = features.nrows();
     let mut total = vec![0.0f64; features.ncols()];
     for f in features.rows() {
@@ -485,7 +764,7 @@ fn initial_bounds(features: ArrayView2<f32>, position: &[usize], round: &Round) 
         .eligible()
         .into_par_iter()
         .map(|j| {
-            let dot: f64 = row(features, position[j]).iter().zip(&total).map(|(&a, &b)| f64::from(a) * b).sum();
+            let dot: f64 = row(features, j).iter().zip(&total).map(|(&a, &b)| f64::from(a) * b).sum();
             // Rounding of the sum over n samples, generously.
             let gain = (n as f64 + dot) * (1.0 + 1e-9) + 1e-9;
             Candidate { key: gain, id: j as u32, stamp: u32::MAX, known: Known::Stale }
@@ -498,9 +777,19 @@ fn initial_bounds(features: ArrayView2<f32>, position: &[usize], round: &Round) 
 /// gains known well enough that the best exact gain, and every candidate
 /// that could tie with it (within [`TIE`]), is certain; the lowest id among
 /// the ties wins.
-fn next_pick(heap: &mut BinaryHeap<Candidate>, coverage: &mut Coverage, position: &[usize], stamp: u32) -> usize {
+fn next_pick(heap: &mut BinaryHeap<Candidate>, coverage: &mut Coverage, stamp: u32) -> Result<usize> {
     loop {
         let top = *heap.peek().expect("the budget fits in the candidates");
+        if top.known(stamp) == Known::Stale && coverage.wants_full_round() {
+            let mut all = std::mem::take(heap).into_vec();
+            all.sort_by_key(|c| c.id);
+            let ids: Vec<usize> = all.iter().map(|c| c.id as usize).collect();
+            let estimates = coverage.full_round(&ids)?;
+            for (c, high) in all.into_iter().zip(estimates) {
+                heap.push(if c.known(stamp) == Known::Stale { coverage.estimated(c, high, stamp) } else { c });
+            }
+            continue;
+        }
         let pending = match top.known(stamp) {
             Known::Stale => pop_while(heap, |c, taken| c.known(stamp) == Known::Stale && taken < BATCH),
             Known::Estimated => vec![heap.pop().expect("peeked")],
@@ -511,7 +800,7 @@ fn next_pick(heap: &mut BinaryHeap<Candidate>, coverage: &mut Coverage, position
                 if leaders.iter().all(|c| c.known(stamp) == Known::Exact) {
                     let chosen = leaders.iter().map(|c| c.id).min().expect("the top leads");
                     heap.extend(leaders.into_iter().filter(|c| c.id != chosen));
-                    return chosen as usize;
+                    return Ok(chosen as usize);
                 }
                 leaders
             }
@@ -522,21 +811,15 @@ fn next_pick(heap: &mut BinaryHeap<Candidate>, coverage: &mut Coverage, position
             match c.known(stamp) {
                 Known::Exact => heap.push(c),
                 Known::Estimated => {
-                    let key = coverage.exact_gain(position[c.id as usize]);
+                    let key = coverage.exact_gain(c.id as usize);
                     heap.push(Candidate { key, id: c.id, stamp, known: Known::Exact });
                 }
                 Known::Stale => stale.push(c),
             }
         }
-        let positions: Vec<usize> = stale.iter().map(|c| position[c.id as usize]).collect();
-        for (c, high) in stale.iter().zip(coverage.estimate(&positions)) {
-            // Nothing can be gained: the gain is exactly 0.
-            let candidate = if high <= 0.0 {
-                Candidate { key: 0.0, id: c.id, stamp, known: Known::Exact }
-            } else {
-                Candidate { key: high.min(c.key), id: c.id, stamp, known: Known::Estimated }
-            };
-            heap.push(candidate);
+        let ids: Vec<usize> = stale.iter().map(|c| c.id as usize).collect();
+        for (c, high) in stale.into_iter().zip(coverage.estimate(&ids)) {
+            heap.push(coverage.estimated(c, high, stamp));
         }
     }
 }
@@ -599,6 +882,7 @@ mod tests {
         fn picks_equal_the_literal_greedy(
             n in 2usize..160, d in 1usize..12, k_frac in 0.0f64..0.6, grid in proptest::option::of(1i32..3),
             labeled_every in 0usize..9, excluded_every in 0usize..7, seed in 0u64..1000,
+            width in proptest::sample::select(vec![1usize, 2, 5, LISTED]),
         ) {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let f = unit_rows(n, d, &mut rng, grid);
@@ -606,9 +890,38 @@ mod tests {
             let left = round.eligible().len();
             prop_assume!(left > 0);
             let k = ((left as f64 * k_frac) as usize).clamp(1, left);
-            let run = greedy(&mut f.clone(), k, &round, &mut |_, _| {}).unwrap();
+            let run = greedy_listing(f.view(), k, &round, width, &mut |_, _| {}).unwrap();
             prop_assert_eq!(&run.picks, &literal(&f, k, &round));
             prop_assert!(run.objective.windows(2).all(|w| w[1] >= w[0] - 1e-9));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn lists_keep_the_most_similar_and_nothing_left_out_is_above_the_least(
+            scores in proptest::collection::vec(-4i8..4, 1..200), width in 1usize..9, batch in 1usize..40,
+        ) {
+            // Few distinct values: many ties.
+            let scores: Vec<f32> = scores.iter().map(|&s| f32::from(s) / 4.0).collect();
+            let ids: Vec<usize> = (0..scores.len()).collect();
+            let mut nearest = Nearest::new(1, width).unwrap();
+            for (scores, ids) in scores.chunks(batch).zip(ids.chunks(batch)) {
+                nearest.offer(0, scores, ids);
+            }
+            let mut listed: Vec<(f32, u32)> =
+                nearest.similarity.iter().copied().zip(nearest.id.iter().copied()).filter(|&(_, j)| j != u32::MAX).collect();
+            prop_assert_eq!(listed.len(), width.min(scores.len()));
+            for &(s, j) in &listed {
+                prop_assert_eq!(s, scores[j as usize]);
+            }
+            let mut sorted = scores.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            listed.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let listed_scores: Vec<f32> = listed.iter().map(|&(s, _)| s).collect();
+            prop_assert_eq!(&listed_scores[..], &sorted[..listed.len()]);
+            let least = nearest.least(0);
+            let off: Vec<usize> = ids.iter().copied().filter(|j| !listed.iter().any(|&(_, l)| l as usize == *j)).collect();
+            prop_assert!(off.iter().all(|&j| scores[j] <= least));
         }
     }
 
@@ -616,10 +929,10 @@ mod tests {
     fn the_first_pick_is_the_most_central_sample() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
         let f = unit_rows(500, 6, &mut rng, None);
-        let run = greedy(&mut f.clone(), 3, &Round::first(500), &mut |_, _| {}).unwrap();
+        let run = greedy(f.view(), 3, &Round::first(500), &mut |_, _| {}).unwrap();
         assert_eq!(run.picks[..1], literal(&f, 1, &Round::first(500))[..]);
         // Picking everything covers everything: the objective is 2n.
-        let all = greedy(&mut f.clone(), 500, &Round::first(500), &mut |_, _| {}).unwrap().objective;
+        let all = greedy(f.view(), 500, &Round::first(500), &mut |_, _| {}).unwrap().objective;
         // Each sample then serves itself: 1 + |f_i|², and float32 unit rows are unit to 1e-7.
         assert!((all[499] - 1000.0).abs() < 1e-4, "{}", all[499]);
         assert!(run.objective[2] < all[499]);
@@ -651,7 +964,7 @@ mod tests {
         for i in [3, 77, 10, 11, 12] {
             round.taken[i] = true;
         }
-        let exact = greedy(&mut f.clone(), 25, &round, &mut |_, _| {}).unwrap();
+        let exact = greedy(f.view(), 25, &round, &mut |_, _| {}).unwrap();
         let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(1);
         let one = select_by_parts(&mut f.clone(), 25, 1, &round, &mut rng, |_, _| {}).unwrap();
         assert_eq!(one.picks, exact.picks);

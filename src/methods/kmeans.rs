@@ -99,24 +99,6 @@ pub fn clusters_within(
     Ok(engine.assign(centres.view()).point)
 }
 
-/// A grouping of the pool into `k` spherical clusters, for bounds rather
-/// than for selection: evenly spaced samples as seeds, then `steps` Lloyd
-/// iterations. Returns the unit centres and each sample's cluster with its
-/// similarity to the centre (decided by [`dot`]).
-pub fn grouping(
-    features: &mut Array2<f32>,
-    k: usize,
-    steps: usize,
-) -> Result<(Array2<f32>, crate::nearest::Assignment)> {
-    let n = features.nrows();
-    let seeds: Vec<usize> = (0..k).map(|g| g * n / k).collect();
-    let mut centres = features.select(Axis(0), &seeds);
-    let mut engine = Engine::new(features, k, Mode::Pruned)?;
-    lloyd_steps(&mut engine, &mut centres, k, steps, &mut |_, _| {});
-    let assignment = engine.assign(centres.view());
-    Ok((centres, assignment))
-}
-
 /// Each of the first `free` centres becomes the normalised mean of its
 /// members (summed in f64 in sample order); a centre with no members, or
 /// whose members cancel out, stays where it is, and so do the fixed ones.

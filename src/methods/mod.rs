@@ -139,7 +139,7 @@ pub fn run(
         Method::ActiveFt(params) => return activeft::select(features, params, round, Mode::Pruned, on_iteration),
         Method::BiLaf(params) => return bilaf::select(features, params, budget, round, on_iteration),
         Method::KMeans => return kmeans::select(features, budget, round, &mut rng, on_iteration),
-        Method::FacLoc(None) => return facloc::select(features, budget, round, on_iteration),
+        Method::FacLoc(None) => return facloc::select(features.view(), budget, round, on_iteration),
         Method::TypiClust(clusters) => return typiclust::select(features, budget, *clusters, round, &mut rng),
         Method::ProbCover { delta, purity_classes } => {
             let (mut outcome, delta, edges) =

@@ -34,7 +34,6 @@ use crate::error::Result;
 use crate::linalg::{refined_argmax, score_tolerance};
 use bounds::Pruned;
 use layout::Layout;
-pub use layout::{grouped_order, permute_rows};
 pub use spread::map_spread;
 
 /// The samples an iteration looks at: the whole pool or some of it.
