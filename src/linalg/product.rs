@@ -7,15 +7,20 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
-/// Columns are packed in panels of this many (one AVX-512 register).
+/// Columns are padded to a multiple of this many (one AVX-512 register).
 const WIDTH: usize = 16;
+/// Columns per panel: the widest block a kernel computes.
+const PANEL: usize = 64;
 /// The dimension is taken in stretches of this many, so the stretch of the
 /// packed columns a block reads (64 columns × 128 × 4 bytes) stays in L1.
 const DEPTH: usize = 128;
 
 /// The columns of a product, transposed and padded to a multiple of the
-/// register width (16 floats) so a kernel loads them whole: entry `(k, c)`
-/// at `k * width + c`.
+/// register width (16 floats) so a kernel loads them whole, in panels of 64
+/// columns, each panel contiguous: entry `(k, c)` at [`panel_index`]. With
+/// one panel as wide as all the columns, a block's stretch would sit at a
+/// stride of a few kilobytes, where it maps onto a few L1 sets and evicts
+/// itself.
 pub struct Packed {
     data: Vec<f32>,
     dim: usize,
@@ -31,7 +36,7 @@ impl Packed {
         let mut data = vec![0.0f32; dim * width];
         for (c, col) in cols.rows().into_iter().enumerate() {
             for (k, &x) in col.iter().enumerate() {
-                data[k * width + c] = x;
+                data[panel_index(k, c, dim, width)] = x;
             }
         }
         Packed { data, dim, cols: count, width }
@@ -49,25 +54,54 @@ impl Packed {
 
     /// `out = rows · colsᵀ` (`out` is rows × columns), single-threaded.
     pub fn product(&self, rows: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
-        assert_eq!(rows.ncols(), self.dim, "rows and columns differ in length");
         assert_eq!(out.dim(), (rows.nrows(), self.cols));
-        // The kernels count rows as `out.len() / width`: no columns, nothing to do.
-        if self.is_empty() {
-            return;
-        }
-        let rows = rows.as_standard_layout();
-        let a = rows.as_slice().expect("standard layout");
-        let mut wide = vec![0.0f32; rows.nrows() * self.width];
-        // SAFETY: the kernel was chosen for this CPU's features; `a` holds
-        // `nrows * dim` floats, `data` `dim * width`, `wide` `nrows * width`,
-        // and `width` is a multiple of WIDTH.
-        unsafe { (KERNEL.0)(a, &self.data, self.dim, self.width, &mut wide) };
+        let mut wide = Vec::new();
+        self.product_padded(rows, &mut wide);
         for (r, mut out_row) in out.rows_mut().into_iter().enumerate() {
             for (o, &w) in out_row.iter_mut().zip(&wide[r * self.width..]) {
                 *o = w;
             }
         }
     }
+
+    /// The row stride of [`Packed::product_padded`]'s output: the column
+    /// count rounded up to the register width.
+    pub fn stride(&self) -> usize {
+        self.width
+    }
+
+    /// The product into `wide`, resized to rows × [`Packed::stride`]: row
+    /// `r`'s scores are `wide[r * stride..][..len]`, and the padding holds
+    /// zeros. Reusing `wide` across calls saves an allocation per tile.
+    pub fn product_padded(&self, rows: ArrayView2<f32>, wide: &mut Vec<f32>) {
+        assert_eq!(rows.ncols(), self.dim, "rows and columns differ in length");
+        wide.clear();
+        wide.resize(rows.nrows() * self.width, 0.0);
+        // The kernels count rows as `out.len() / width`: no columns, nothing to do.
+        if self.is_empty() {
+            return;
+        }
+        let rows = rows.as_standard_layout();
+        let a = rows.as_slice().expect("standard layout");
+        // SAFETY: the kernel was chosen for this CPU's features; `a` holds
+        // `nrows * dim` floats, `data` `dim * width`, `wide` `nrows * width`,
+        // and `width` is a multiple of WIDTH.
+        unsafe { (KERNEL.0)(a, &self.data, self.dim, self.width, wide) };
+    }
+}
+
+/// Where entry `(k, c)` of packed columns sits: in the panel of column `c`
+/// (64 columns, the last one narrower), row `k` of that panel.
+fn panel_index(k: usize, c: usize, dim: usize, width: usize) -> usize {
+    let (at, stride) = column_start(c, dim, width);
+    at + k * stride
+}
+
+/// Where column `c` starts in packed columns (its entry for `k = 0`), and
+/// the stride from one `k` to the next: its panel's width.
+fn column_start(c: usize, dim: usize, width: usize) -> (usize, usize) {
+    let start = c - c % PANEL;
+    (start * dim + c % PANEL, (width - start).min(PANEL))
 }
 
 type Kernel = unsafe fn(&[f32], &[f32], usize, usize, &mut [f32]);
@@ -105,7 +139,7 @@ unsafe fn product_plain(a: &[f32], panel: &[f32], dim: usize, width: usize, out:
         for c in 0..width {
             let mut acc = 0.0f32;
             for (k, &x) in row.iter().enumerate() {
-                acc = x.mul_add(panel[k * width + c], acc);
+                acc = x.mul_add(panel[panel_index(k, c, dim, width)], acc);
             }
             out[r * width + c] = acc;
         }
@@ -127,10 +161,10 @@ mod simd {
     pub unsafe fn product_avx512(a: &[f32], panel: &[f32], dim: usize, width: usize, out: &mut [f32]) {
         let rows = out.len() / width;
         assert!(a.len() >= rows * dim && panel.len() >= dim * width && width.is_multiple_of(16));
-        for ks in (0..dim).step_by(super::DEPTH) {
-            let ks = ks..(ks + super::DEPTH).min(dim);
-            for c in (0..width).step_by(64) {
-                let lanes = (width - c).min(64) / 16;
+        for c in (0..width).step_by(super::PANEL) {
+            let lanes = (width - c).min(super::PANEL) / 16;
+            for ks in (0..dim).step_by(super::DEPTH) {
+                let ks = ks..(ks + super::DEPTH).min(dim);
                 for r in (0..rows).step_by(4) {
                     let take = (rows - r).min(4);
                     let at = Block { dim, width, r, c, ks: ks.clone() };
@@ -191,11 +225,13 @@ mod simd {
                 }
             })
         });
-        let (a, p) = (a.as_ptr(), panel.as_ptr());
+        let (at, stride) = super::column_start(c, dim, width);
+        // SAFETY: column c's panel is in bounds of `panel` (the caller's promise).
+        let (a, p) = (a.as_ptr(), unsafe { panel.as_ptr().add(at) });
         for k in ks {
             // SAFETY: k < dim and the block is in bounds (the caller's promise).
             unsafe {
-                let b: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(p.add(k * width + c + 16 * v)));
+                let b: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(p.add(k * stride + 16 * v)));
                 for (i, acc_row) in acc.iter_mut().enumerate() {
                     let x = _mm512_set1_ps(*a.add((r + i) * dim + k));
                     for (v, acc) in acc_row.iter_mut().enumerate() {
@@ -260,11 +296,13 @@ mod simd {
                 }
             })
         });
-        let (a, p) = (a.as_ptr(), panel.as_ptr());
+        let (at, stride) = super::column_start(c, dim, width);
+        // SAFETY: column c's panel is in bounds of `panel` (the caller's promise).
+        let (a, p) = (a.as_ptr(), unsafe { panel.as_ptr().add(at) });
         for k in ks {
             // SAFETY: k < dim and the block is in bounds (the caller's promise).
             unsafe {
-                let b = [_mm256_loadu_ps(p.add(k * width + c)), _mm256_loadu_ps(p.add(k * width + c + 8))];
+                let b = [_mm256_loadu_ps(p.add(k * stride)), _mm256_loadu_ps(p.add(k * stride + 8))];
                 for (i, acc_row) in acc.iter_mut().enumerate() {
                     let x = _mm256_set1_ps(*a.add((r + i) * dim + k));
                     acc_row[0] = _mm256_fmadd_ps(x, b[0], acc_row[0]);
@@ -305,7 +343,9 @@ mod tests {
 
     #[test]
     fn every_kernel_gives_the_portable_bits() {
-        for (rows, cols, dim) in [(1, 1, 1), (5, 3, 7), (9, 70, 384), (4, 64, 33), (13, 17, 100), (0, 5, 3)] {
+        for (rows, cols, dim) in
+            [(1, 1, 1), (5, 3, 7), (9, 70, 384), (4, 64, 33), (13, 17, 100), (0, 5, 3), (6, 200, 40), (3, 513, 5)]
+        {
             let (a, b) = (random(rows, dim, 1), random(cols, dim, 2));
             let packed = Packed::new(b.view());
             let mut chosen = Array2::zeros((rows, cols));

@@ -1,12 +1,12 @@
 //! Full scans: samples against every point, with a float32 product as the
 //! filter and [`dot`] for every decision, in tiles spread over the threads.
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
 use super::Batch;
 use crate::chunks;
-use crate::linalg::{dot, dot_error_bound, gemm_nt, refined_argmax, score_tolerance};
+use crate::linalg::{Packed, dot, dot_error_bound, refined_argmax, score_tolerance};
 
 /// Candidate points remembered per sample, at most (see [`super::bounds::candidate_width`]).
 pub const CANDIDATES: usize = 32;
@@ -67,22 +67,21 @@ pub(super) fn scan<R: Send>(
     per_sample: impl Fn(&[f32], &dyn Fn(usize) -> f32) -> R + Sync,
 ) -> Vec<R> {
     let k = points.nrows();
+    let packed = Packed::new(points);
+    let stride = packed.stride();
     let chunks: Vec<Vec<R>> = positions
         .par_chunks(chunks::SCAN)
-        .map_init(Vec::<f32>::new, |buffer, chunk| {
+        .map_init(Vec::<f32>::new, |scores, chunk| {
             let ids: Vec<usize> = chunk.iter().map(|&i| batch.id(i)).collect();
             let rows = features.select(Axis(0), &ids);
-            buffer.resize(ids.len() * k, 0.0);
-            let mut scores = ArrayViewMut2::from_shape((ids.len(), k), &mut buffer[..]).expect("sized above");
-            gemm_nt(rows.view(), points, &mut scores);
+            packed.product_padded(rows.view(), scores);
             scores
-                .rows()
-                .into_iter()
+                .chunks_exact(stride)
                 .zip(rows.rows())
                 .map(|(row, f)| {
                     let f = f.as_slice().expect("gathered rows are contiguous");
                     let exact = |j: usize| dot(f, points.row(j).as_slice().expect("points are contiguous"));
-                    per_sample(row.as_slice().expect("score rows are contiguous"), &exact)
+                    per_sample(&row[..k], &exact)
                 })
                 .collect()
         })
