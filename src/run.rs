@@ -148,7 +148,7 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
                 (params.iterations, before, after)
             }
             Method::KMeans => (methods::kmeans::MAX_ITERATIONS, "seeding", "mapping"),
-            Method::FacLoc(None) => (budget, "grouping", "optimizing"),
+            Method::FacLoc(None) => (budget, "first pick", "optimizing"),
             Method::FacLoc(Some(_)) => (budget, "partitioning", "optimizing"),
             _ => (0, "optimizing", "optimizing"),
         };

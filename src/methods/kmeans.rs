@@ -23,7 +23,8 @@ pub const MAX_ITERATIONS: usize = 100;
 /// Clusters unit-norm `features` into `k` groups after `round` (its labeled
 /// samples are fixed centres: seeded around, never moved), then maps each
 /// free centre, in seeding order, to its most similar sample not taken.
-/// `on_iteration(i, objective)` follows the Lloyd iterations.
+/// `on_iteration(i, objective)` follows the Lloyd iterations; when they
+/// converge early, the last call has `i = MAX_ITERATIONS − 1`.
 pub fn select(
     features: &mut Array2<f32>,
     k: usize,
@@ -69,8 +70,10 @@ fn lloyd_steps(
         let assignment = engine.assign(centres.view());
         let distance: Vec<f64> = assignment.similarity.iter().map(|s| 1.0 - s).collect();
         objective.push(chunks::mean(&distance));
-        on_iteration(i, objective[i]);
-        if previous.as_ref() == Some(&assignment.point) {
+        let converged = previous.as_ref() == Some(&assignment.point);
+        // Converged: the steps left are skipped, so progress jumps to the last.
+        on_iteration(if converged { steps - 1 } else { i }, objective[i]);
+        if converged {
             break;
         }
         update_centres(engine.features(), &assignment.point, centres, free);
@@ -261,9 +264,16 @@ mod tests {
             let mut centres = f.select(Axis(0), &seeds);
             let mut pool = f.clone();
             let mut engine = Engine::new(&mut pool, k, Mode::Pruned).unwrap();
-            let objective = lloyd(&mut engine, &mut centres, k, &mut |_, _| {});
+            let mut calls = Vec::new();
+            let objective = lloyd(&mut engine, &mut centres, k, &mut |i, o| calls.push((i, o)));
             assert_eq!(centres, slow_lloyd(&f, f.select(Axis(0), &seeds), k));
             assert!(objective.windows(2).all(|w| w[1] <= w[0] + 1e-9), "{objective:?}");
+            // One progress call per iteration; the converged one reports the last step.
+            let last = objective.len() - 1;
+            assert!(last < MAX_ITERATIONS - 1, "converges early here");
+            let steps: Vec<usize> = calls.iter().map(|c| c.0).collect();
+            assert_eq!(steps, (0..last).chain([MAX_ITERATIONS - 1]).collect::<Vec<_>>());
+            assert_eq!(calls.iter().map(|c| c.1).collect::<Vec<_>>(), objective);
         }
     }
 
