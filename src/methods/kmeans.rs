@@ -65,6 +65,7 @@ fn lloyd_steps(
     on_iteration: &mut impl FnMut(usize, f64),
 ) -> Vec<f64> {
     let mut previous: Option<Vec<usize>> = None;
+    let mut sums = MemberSums::new(free, centres.ncols());
     let mut objective = Vec::new();
     for i in 0..steps {
         let assignment = engine.assign(centres.view());
@@ -76,7 +77,8 @@ fn lloyd_steps(
         if converged {
             break;
         }
-        update_centres(engine.features(), &assignment.point, centres, free);
+        sums.follow(engine.features(), previous.as_deref(), &assignment.point);
+        sums.move_centres(centres);
         previous = Some(assignment.point);
     }
     objective
@@ -102,23 +104,78 @@ pub fn clusters_within(
     Ok(engine.assign(centres.view()).point)
 }
 
-/// Each of the first `free` centres becomes the normalised mean of its
-/// members (summed in f64 in sample order); a centre with no members, or
-/// whose members cancel out, stays where it is, and so do the fixed ones.
-fn update_centres(features: ArrayView2<f32>, point_of: &[usize], centres: &mut Array2<f32>, free: usize) {
-    let mut members = group_by_point(point_of, centres.nrows());
-    members.truncate(free);
-    let mut moving = centres.slice_mut(ndarray::s![..free, ..]);
-    moving.axis_iter_mut(Axis(0)).into_par_iter().zip(members).for_each(|(mut centre, members)| {
-        let mut sum = vec![0.0; features.ncols()];
-        for i in members {
-            crate::linalg::add_scaled(&mut sum, 1.0, features.row(i).as_slice().expect("features are contiguous"));
+/// The sum of each free centre's members, in fixed point: every feature
+/// rounded to a multiple of 2^-32 (far below float32's own precision for
+/// unit rows), summed as integers. Integer sums do not depend on order, so
+/// an iteration updates them by the samples that changed centre, where a
+/// float64 sum would have to be redone over the whole pool.
+struct MemberSums {
+    free: usize,
+    dim: usize,
+    /// Centre `c`'s sums at `c * dim ..`.
+    fixed: Vec<i64>,
+}
+
+/// Units of the fixed point per 1.0. With |x| <= 1, a sum of up to 2^31
+/// samples fits in an i64.
+const FIXED_ONE: f64 = 4_294_967_296.0;
+
+impl MemberSums {
+    fn new(free: usize, dim: usize) -> Self {
+        MemberSums { free, dim, fixed: vec![0; free * dim] }
+    }
+
+    /// Updates the sums from the assignment `before` (None: nothing yet)
+    /// to `after`.
+    fn follow(&mut self, features: ArrayView2<f32>, before: Option<&[usize]>, after: &[usize]) {
+        let Some(before) = before else {
+            let centres = after.iter().max().map_or(0, |&m| m + 1).max(self.free);
+            let members = group_by_point(after, centres);
+            self.fixed.par_chunks_mut(self.dim.max(1)).zip(members).for_each(|(sum, members)| {
+                for i in members {
+                    add_fixed(sum, row(features, i), 1);
+                }
+            });
+            return;
+        };
+        for (i, (&from, &to)) in before.iter().zip(after).enumerate().filter(|(_, (a, b))| a != b) {
+            if from < self.free {
+                add_fixed(&mut self.fixed[from * self.dim..(from + 1) * self.dim], row(features, i), -1);
+            }
+            if to < self.free {
+                add_fixed(&mut self.fixed[to * self.dim..(to + 1) * self.dim], row(features, i), 1);
+            }
         }
-        let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if norm > 0.0 {
-            centre.iter_mut().zip(&sum).for_each(|(c, s)| *c = (s / norm) as f32);
+    }
+
+    /// Each free centre becomes the normalised sum of its members; a centre
+    /// with no members, or whose members cancel out, stays where it is.
+    fn move_centres(&self, centres: &mut Array2<f32>) {
+        for (mut centre, sum) in centres.rows_mut().into_iter().zip(self.fixed.chunks_exact(self.dim.max(1))) {
+            let sum: Vec<f64> = sum.iter().map(|&x| x as f64 / FIXED_ONE).collect();
+            let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                centre.iter_mut().zip(&sum).for_each(|(c, s)| *c = (s / norm) as f32);
+            }
         }
-    });
+    }
+}
+
+/// `sum += sign * x`, with `x` in fixed point.
+fn add_fixed(sum: &mut [i64], x: &[f32], sign: i64) {
+    for (s, &v) in sum.iter_mut().zip(x) {
+        *s += sign * to_fixed(v);
+    }
+}
+
+/// `x` rounded to the nearest multiple of 2^-32 (ties to even), in units
+/// of 2^-32.
+fn to_fixed(x: f32) -> i64 {
+    (f64::from(x) * FIXED_ONE).round_ties_even() as i64
+}
+
+fn row<'a>(features: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {
+    features.index_axis_move(Axis(0), i).to_slice().expect("features are contiguous")
 }
 
 /// k-means++ under cosine distance: `k` new seeds among the samples `round`
@@ -239,12 +296,14 @@ mod tests {
                 break;
             }
             for (c, mut centre) in centres.rows_mut().into_iter().enumerate().take(free) {
-                let mut sum = vec![0.0f64; f.ncols()];
+                // The members' sum, afresh, in the fixed point of 2^-32.
+                let mut fixed = vec![0i64; f.ncols()];
                 for i in (0..f.nrows()).filter(|&i| point[i] == c) {
-                    for (s, &v) in sum.iter_mut().zip(f.row(i)) {
-                        *s += f64::from(v);
+                    for (s, &v) in fixed.iter_mut().zip(f.row(i)) {
+                        *s += (f64::from(v) * 2f64.powi(32)).round_ties_even() as i64;
                     }
                 }
+                let sum: Vec<f64> = fixed.iter().map(|&x| x as f64 / 2f64.powi(32)).collect();
                 let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
                 if norm > 0.0 {
                     centre.iter_mut().zip(&sum).for_each(|(c, s)| *c = (s / norm) as f32);
@@ -257,8 +316,11 @@ mod tests {
 
     #[test]
     fn lloyd_matches_the_literal_algorithm() {
-        for (n, d, k, seed) in [(400, 5, 6, 1), (1000, 12, 25, 2), (60, 3, 60, 3)] {
-            let f = blobs(n, d, 8, seed);
+        for (n, d, k, seed, grid) in
+            [(400, 5, 6, 1, false), (1000, 12, 25, 2, false), (60, 3, 60, 3, false), (900, 4, 30, 4, true)]
+        {
+            // On a grid: duplicate samples and exact ties between centres.
+            let f = crate::testing::clustered(n, d, 8, 0.3, grid, seed);
             let round = Round::first(n);
             let seeds = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
             let mut centres = f.select(Axis(0), &seeds);
