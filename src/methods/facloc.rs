@@ -331,10 +331,10 @@ impl<'a> Coverage<'a> {
                 .map(|(r, nearest)| {
                     let range = r * TILE_ROWS..(r * TILE_ROWS + TILE_ROWS).min(n);
                     let scores = scores(self.features.slice(s![range.clone(), ..]), rows.view(), packed.as_ref());
-                    for (row, scores) in scores.rows().into_iter().enumerate() {
-                        nearest.offer(row, slice(scores), batch);
+                    for (row, scores) in scores.rows().enumerate() {
+                        nearest.offer(row, scores, batch);
                     }
-                    Above::of(self.best[range].iter().copied().zip(scores.rows().into_iter().map(slice)), self.error)
+                    Above::of(self.best[range].iter().copied().zip(scores.rows()), self.error)
                 })
                 .collect();
             let mut totals = Above::new(batch.len());
@@ -575,37 +575,53 @@ impl Above {
 
 /// The float32 scores of `block`'s rows against `rows`: one product for
 /// many rows (`packed`, their packing), plain dot products for a few.
-fn scores(block: ArrayView2<f32>, rows: ArrayView2<f32>, packed: Option<&Packed>) -> Array2<f32> {
-    let mut scores = Array2::<f32>::zeros((block.nrows(), rows.nrows()));
+fn scores(block: ArrayView2<f32>, rows: ArrayView2<f32>, packed: Option<&Packed>) -> Scores {
+    let cols = rows.nrows();
     match packed {
-        Some(packed) => packed.product(block, &mut scores.view_mut()),
+        Some(packed) => {
+            let mut data = Vec::new();
+            packed.product_padded(block, &mut data);
+            Scores { data, stride: packed.stride(), cols }
+        }
         None => {
-            for (r, mut out) in scores.axis_iter_mut(Axis(0)).enumerate() {
-                for (o, out) in out.iter_mut().enumerate() {
-                    *out = crate::linalg::dot(row(block, r), row(rows, o));
-                }
-            }
+            let data = (0..block.nrows())
+                .flat_map(|r| (0..cols).map(move |o| crate::linalg::dot(row(block, r), row(rows, o))))
+                .collect();
+            Scores { data, stride: cols, cols }
         }
     }
-    scores
+}
+
+/// A block of scores, one row per sample, `cols` per row at a `stride`
+/// (the product's padding is never copied out).
+struct Scores {
+    data: Vec<f32>,
+    stride: usize,
+    cols: usize,
+}
+
+impl Scores {
+    fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.stride..r * self.stride + self.cols]
+    }
+
+    fn rows(&self) -> impl Iterator<Item = &[f32]> {
+        (0..self.data.len() / self.stride.max(1)).map(|r| self.row(r))
+    }
 }
 
 /// Scores of a run of samples: over the rows from `first` on when
 /// computed over a stretch of the pool, else over the run itself.
 struct RunScores {
-    scores: Array2<f32>,
+    scores: Scores,
     first: Option<usize>,
 }
 
 impl RunScores {
     /// The scores of sample `i`, the `r`-th of the run.
     fn row(&self, r: usize, i: usize) -> &[f32] {
-        slice(self.scores.row(self.first.map_or(r, |first| i - first)))
+        self.scores.row(self.first.map_or(r, |first| i - first))
     }
-}
-
-fn slice<'a>(a: ndarray::ArrayView1<'a, f32>) -> &'a [f32] {
-    a.to_slice().expect("rows are contiguous")
 }
 
 fn row<'a>(a: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {
