@@ -17,7 +17,7 @@ const DEPTH: usize = 128;
 
 /// The columns of a product, transposed and padded to a multiple of the
 /// register width (16 floats) so a kernel loads them whole, in panels of 64
-/// columns, each panel contiguous: entry `(k, c)` at [`panel_index`]. With
+/// columns, each panel contiguous (entry `(k, c)` where `panel_index` says). With
 /// one panel as wide as all the columns, a block's stretch would sit at a
 /// stride of a few kilobytes, where it maps onto a few L1 sets and evicts
 /// itself.
