@@ -97,12 +97,32 @@ impl SampleLoss {
     /// gradient, with `u = ln b + ln S_p − sim / t`; one `exp`, no overflow.
     #[inline]
     pub fn terms(&self, log_s: f64, similarity: f64) -> (f64, f64) {
-        let u = self.ln_balance + log_s - similarity / self.temperature;
-        let e = (-u.abs()).exp();
-        let softplus = u.max(0.0) + e.ln_1p();
-        let sigmoid = if u >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
-        (softplus, sigmoid)
+        let (u, e) = self.exponent(log_s, similarity);
+        (u.max(0.0) + e.ln_1p(), sigmoid(u, e))
     }
+
+    /// [`SampleLoss::terms`] with the logarithm left out:
+    /// `softplus(u) = positive + ln(one_plus)`, so that the logarithms of
+    /// many samples can be taken as one, of the product of their
+    /// `one_plus` (each in (1, 2]). Returns `(positive, one_plus, σ(u))`.
+    #[inline]
+    pub fn deferred_terms(&self, log_s: f64, similarity: f64) -> (f64, f64, f64) {
+        let (u, e) = self.exponent(log_s, similarity);
+        (u.max(0.0), 1.0 + e, sigmoid(u, e))
+    }
+
+    /// `u` and `e = exp(−|u|)`.
+    #[inline]
+    fn exponent(&self, log_s: f64, similarity: f64) -> (f64, f64) {
+        let u = self.ln_balance + log_s - similarity / self.temperature;
+        (u, (-u.abs()).exp())
+    }
+}
+
+/// `σ(u)` from `u` and `e = exp(−|u|)`, without overflow.
+#[inline]
+fn sigmoid(u: f64, e: f64) -> f64 {
+    if u >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) }
 }
 
 /// Turns `acc = −Σ σ_i f_i` and `weight = Σ σ_i` over the samples assigned

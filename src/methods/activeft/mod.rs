@@ -41,8 +41,29 @@ struct PointSums {
     acc: Vec<f64>,
     /// `Σ σ_i`.
     weight: f64,
-    /// The sum of the samples' loss terms.
+    /// The sum of the samples' loss terms, but for the logarithm of `product`.
     loss: f64,
+    /// The product of the last `pending` samples' `one_plus` (see
+    /// [`SampleLoss::deferred_terms`]): one logarithm per [`LOG_EVERY`]
+    /// samples instead of one each.
+    product: f64,
+    pending: u32,
+}
+
+/// Samples whose logarithms are taken as one; their product stays below 2^64.
+const LOG_EVERY: u32 = 64;
+
+impl PointSums {
+    fn new(dim: usize) -> Self {
+        PointSums { acc: vec![0.0; dim], weight: 0.0, loss: 0.0, product: 1.0, pending: 0 }
+    }
+
+    /// Adds the pending logarithm to the loss.
+    fn settle(&mut self) {
+        self.loss += self.product.ln();
+        self.product = 1.0;
+        self.pending = 0;
+    }
 }
 
 /// Runs ActiveFT on unit-norm `features` after `round`: each labeled sample
@@ -176,17 +197,23 @@ fn evaluate_part(
 ) -> (f64, Array2<f64>) {
     use rayon::prelude::*;
     let dim = points.unit.ncols();
-    let sums = engine.visit(
+    let mut sums = engine.visit(
         batch,
         points.unit32.view(),
-        |_| PointSums { acc: vec![0.0; dim], weight: 0.0, loss: 0.0 },
+        |_| PointSums::new(dim),
         |sums, point, row, similarity| {
-            let (loss, sigma) = objective.terms(term.log_s[point], f64::from(similarity));
-            sums.loss += loss;
+            let (positive, one_plus, sigma) = objective.deferred_terms(term.log_s[point], f64::from(similarity));
+            sums.loss += positive;
+            sums.product *= one_plus;
+            sums.pending += 1;
+            if sums.pending == LOG_EVERY {
+                sums.settle();
+            }
             sums.weight += sigma;
             add_scaled(&mut sums.acc, -sigma, row);
         },
     );
+    sums.iter_mut().for_each(PointSums::settle);
     let sums = sum_over_ranks(sums, comm);
     let loss = sums.iter().map(|s| s.loss).sum::<f64>() / batch_size as f64;
     let scale = 1.0 / (objective.temperature() * batch_size as f64);
@@ -207,7 +234,9 @@ fn sum_over_ranks(sums: Vec<PointSums>, comm: &Comm) -> Vec<PointSums> {
     let dim = sums.first().map_or(0, |s| s.acc.len());
     let mut flat: Vec<f64> = sums.iter().flat_map(|s| s.acc.iter().copied().chain([s.weight, s.loss])).collect();
     comm.sum(&mut flat);
-    flat.chunks_exact(dim + 2).map(|c| PointSums { acc: c[..dim].to_vec(), weight: c[dim], loss: c[dim + 1] }).collect()
+    flat.chunks_exact(dim + 2)
+        .map(|c| PointSums { acc: c[..dim].to_vec(), weight: c[dim], loss: c[dim + 1], product: 1.0, pending: 0 })
+        .collect()
 }
 
 #[cfg(test)]
