@@ -222,6 +222,12 @@ pub fn gemm_add(a: ArrayView2<f32>, b: ArrayView2<f32>, out: &mut ArrayViewMut2<
     general_mat_mul(1.0, &a, &b, 1.0, out);
 }
 
+/// Row `i` of `a` as a slice; the pools and blocks the crate builds are
+/// contiguous, row-major.
+pub fn row<'a>(a: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {
+    a.index_axis_move(ndarray::Axis(0), i).to_slice().expect("rows are contiguous")
+}
+
 /// Rows scaled to unit length (in f64), with the original lengths.
 pub fn normalize_rows(points: &Array2<f64>) -> (Array2<f64>, Vec<f64>) {
     let norms: Vec<f64> = points.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();

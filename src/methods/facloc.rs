@@ -33,7 +33,7 @@ use rayon::prelude::*;
 
 use super::{Outcome, Round, kmeans};
 use crate::error::{Result, filled};
-use crate::linalg::{Packed, dot_error_bound, dot64};
+use crate::linalg::{Packed, dot_error_bound, dot64, row};
 use crate::nearest::Work;
 
 /// Gains this close to the best (relative) are ties, decided by id.
@@ -622,10 +622,6 @@ impl RunScores {
     fn row(&self, r: usize, i: usize) -> &[f32] {
         self.scores.row(self.first.map_or(r, |first| i - first))
     }
-}
-
-fn row<'a>(a: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {
-    a.index_axis_move(Axis(0), i).to_slice().expect("rows are contiguous")
 }
 
 /// The exact greedy: `k` picks after `round` (labeled samples start in the

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::{Outcome, Round};
 use crate::chunks;
 use crate::error::Result;
-use crate::linalg::{Screen, dot};
+use crate::linalg::{Screen, dot, row};
 use crate::nearest::{Engine, Mode, group_by_point};
 
 /// Lloyd iterations at most (the loop also stops when no assignment changes).
@@ -173,10 +173,6 @@ fn add_fixed(sum: &mut [i64], x: &[f32], sign: i64) {
 /// baseline x86-64.
 fn to_fixed(x: f32) -> i64 {
     (f64::from(x) * FIXED_ONE) as i64
-}
-
-fn row<'a>(features: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {
-    features.index_axis_move(Axis(0), i).to_slice().expect("features are contiguous")
 }
 
 /// k-means++ under cosine distance: `k` new seeds among the samples `round`

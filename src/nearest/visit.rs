@@ -9,11 +9,12 @@
 //! stayed by position, then the newcomers by batch position) whatever the
 //! thread count.
 
-use ndarray::{ArrayView2, Axis};
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use super::bounds::Pruned;
 use super::{Batch, dense as assign_dense, group_by_point};
+use crate::linalg::row;
 
 /// A sample not added during its group's visit: its batch position, and its
 /// new winner and similarity (None until a full scan decides them).
@@ -117,8 +118,4 @@ pub(super) fn pruned<S: Send>(
             group.sums
         })
         .collect()
-}
-
-fn row<'a>(features: ArrayView2<'a, f32>, id: usize) -> &'a [f32] {
-    features.index_axis_move(Axis(0), id).to_slice().expect("features are contiguous")
 }
