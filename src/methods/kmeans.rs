@@ -106,9 +106,10 @@ pub fn clusters_within(
 
 /// The sum of each free centre's members, in fixed point: every feature
 /// cut to a multiple of 2^-32 (an error under 2.4e-10 per value, far below
-/// the float32 rounding of a unit row's typical entries), summed as integers. Integer sums do not depend on order, so
-/// an iteration updates them by the samples that changed centre, where a
-/// float64 sum would have to be redone over the whole pool.
+/// the float32 rounding of a unit row's typical entries), summed as
+/// integers. Integer sums do not depend on order, so an iteration updates
+/// them by the samples that changed centre, where a float64 sum would have
+/// to be redone over the whole pool.
 struct MemberSums {
     free: usize,
     dim: usize,
@@ -212,8 +213,7 @@ pub fn plus_plus_seeds(
 fn nearer(features: ArrayView2<f32>, screen: &Screen, newest: usize, taken: &[bool], distance: &mut [f64]) -> Vec<f64> {
     // A seed is at distance 0 from itself, whatever rounding says.
     distance[newest] = 0.0;
-    let last = features.row(newest);
-    let last = last.as_slice().expect("features are contiguous");
+    let last = row(features, newest);
     let query = screen.query(last);
     distance
         .par_chunks_mut(chunks::SWEEP)
@@ -227,7 +227,7 @@ fn nearer(features: ArrayView2<f32>, screen: &Screen, newest: usize, taken: &[bo
                 }
                 // Rounding is monotone: the exact distance is at least this.
                 if (1.0 - screen.upper_bound(i, &query)).max(0.0) < *d {
-                    let sim = dot(features.row(i).as_slice().expect("contiguous"), last);
+                    let sim = dot(row(features, i), last);
                     *d = d.min((1.0 - f64::from(sim)).max(0.0));
                 }
                 sum += *d;

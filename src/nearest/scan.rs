@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::Batch;
 use crate::chunks;
-use crate::linalg::{Packed, dot, dot_error_bound, refined_argmax, score_tolerance};
+use crate::linalg::{Packed, dot, dot_error_bound, refined_argmax, row, score_tolerance};
 
 /// Candidate points remembered per sample, at most (see [`super::bounds::candidate_width`]).
 pub const CANDIDATES: usize = 32;
@@ -77,11 +77,11 @@ pub(super) fn scan<R: Send>(
             packed.product_padded(rows.view(), scores);
             scores
                 .chunks_exact(stride)
-                .zip(rows.rows())
-                .map(|(row, f)| {
-                    let f = f.as_slice().expect("gathered rows are contiguous");
-                    let exact = |j: usize| dot(f, points.row(j).as_slice().expect("points are contiguous"));
-                    per_sample(&row[..k], &exact)
+                .enumerate()
+                .map(|(r, padded)| {
+                    let f = row(rows.view(), r);
+                    let exact = |j: usize| dot(f, row(points, j));
+                    per_sample(&padded[..k], &exact)
                 })
                 .collect()
         })
