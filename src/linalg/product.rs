@@ -5,7 +5,7 @@
 //! AVX-512, AVX2 and portable bodies give the same bits and anything counted
 //! from the filter does not depend on the CPU.
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::ArrayView2;
 
 /// Columns are padded to a multiple of this many (one AVX-512 register).
 const WIDTH: usize = 16;
@@ -52,27 +52,16 @@ impl Packed {
         self.cols == 0
     }
 
-    /// `out = rows · colsᵀ` (`out` is rows × columns), single-threaded.
-    pub fn product(&self, rows: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
-        assert_eq!(out.dim(), (rows.nrows(), self.cols));
-        let mut wide = Vec::new();
-        self.product_padded(rows, &mut wide);
-        for (r, mut out_row) in out.rows_mut().into_iter().enumerate() {
-            for (o, &w) in out_row.iter_mut().zip(&wide[r * self.width..]) {
-                *o = w;
-            }
-        }
-    }
-
     /// The row stride of [`Packed::product_padded`]'s output: the column
     /// count rounded up to the register width.
     pub fn stride(&self) -> usize {
         self.width
     }
 
-    /// The product into `wide`, resized to rows × [`Packed::stride`]: row
-    /// `r`'s scores are `wide[r * stride..][..len]`, and the padding holds
-    /// zeros. Reusing `wide` across calls saves an allocation per tile.
+    /// `rows · colsᵀ`, single-threaded, into `wide`, resized to rows ×
+    /// [`Packed::stride`]: row `r`'s scores are `wide[r * stride..][..len]`,
+    /// and the padding holds zeros. Reusing `wide` across calls saves an
+    /// allocation per tile.
     pub fn product_padded(&self, rows: ArrayView2<f32>, wide: &mut Vec<f32>) {
         assert_eq!(rows.ncols(), self.dim, "rows and columns differ in length");
         wide.clear();
@@ -122,7 +111,7 @@ static KERNEL: std::sync::LazyLock<Chosen> = std::sync::LazyLock::new(|| {
     Chosen(product_plain, "portable")
 });
 
-/// Which body [`Packed::product`] runs on this CPU.
+/// Which body [`Packed::product_padded`] runs on this CPU.
 pub fn kernel_name() -> &'static str {
     KERNEL.1
 }
@@ -333,11 +322,11 @@ mod tests {
     #[test]
     fn no_columns_or_no_rows_is_an_empty_product() {
         let none = Packed::new(random(0, 7, 3).view());
-        let mut out = Array2::zeros((5, 0));
-        none.product(random(5, 7, 4).view(), &mut out.view_mut());
+        let mut out = vec![1.0];
+        none.product_padded(random(5, 7, 4).view(), &mut out);
+        assert!(out.is_empty());
         let some = Packed::new(random(3, 7, 5).view());
-        let mut out = Array2::zeros((0, 3));
-        some.product(random(0, 7, 6).view(), &mut out.view_mut());
+        some.product_padded(random(0, 7, 6).view(), &mut out);
         assert!(out.is_empty());
     }
 
@@ -348,8 +337,9 @@ mod tests {
         {
             let (a, b) = (random(rows, dim, 1), random(cols, dim, 2));
             let packed = Packed::new(b.view());
-            let mut chosen = Array2::zeros((rows, cols));
-            packed.product(a.view(), &mut chosen.view_mut());
+            let mut chosen = vec![1.0; 3];
+            packed.product_padded(a.view(), &mut chosen);
+            assert_eq!(chosen.len(), rows * packed.stride());
             let run = |kernel: Kernel| {
                 let mut out = vec![0.0; rows * packed.width];
                 // SAFETY: only kernels this CPU supports are passed; lengths as documented.
@@ -365,10 +355,10 @@ mod tests {
             for r in 0..rows {
                 for c in 0..cols {
                     let at = r * packed.width + c;
-                    assert_eq!(chosen[[r, c]].to_bits(), plain[at].to_bits(), "{rows}x{cols}x{dim} at {r},{c}");
+                    assert_eq!(chosen[at].to_bits(), plain[at].to_bits(), "{rows}x{cols}x{dim} at {r},{c}");
                     assert!(kernels.iter().all(|k| k[at].to_bits() == plain[at].to_bits()));
                     let exact: f64 = (0..dim).map(|k| f64::from(a[[r, k]]) * f64::from(b[[c, k]])).sum();
-                    assert!((f64::from(chosen[[r, c]]) - exact).abs() < 1e-5 * dim as f64);
+                    assert!((f64::from(chosen[at]) - exact).abs() < 1e-5 * dim as f64);
                 }
             }
         }
