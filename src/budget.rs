@@ -23,7 +23,13 @@ impl FromStr for Budget {
             }
             return Ok(Budget::Percent(p));
         }
-        s.parse().map(Budget::Count).map_err(|_| "expected a whole number (1000) or a percentage (2%)".into())
+        match s.parse() {
+            // Refused here, before any output is opened: a FIFO's writer
+            // would otherwise wait for a reader only to fail.
+            Ok(0) => Err("must be at least 1".into()),
+            Ok(k) => Ok(Budget::Count(k)),
+            Err(_) => Err("expected a whole number (1000) or a percentage (2%)".into()),
+        }
     }
 }
 
@@ -66,7 +72,7 @@ mod tests {
         assert!(Budget::Count(0).resolve(50).is_err());
         assert!(Budget::Count(51).resolve(50).is_err());
         assert_eq!(Budget::Count(50).resolve(50).unwrap(), 50);
-        for bad in ["abc", "0%", "101%", "-3%", "%", "1.5", "-1"] {
+        for bad in ["abc", "0", "0%", "101%", "-3%", "%", "1.5", "-1"] {
             assert!(bad.parse::<Budget>().is_err(), "{bad}");
         }
     }

@@ -171,6 +171,21 @@ fn a_failing_run_closes_a_fifo_empty_so_its_reader_does_not_wait() {
 }
 
 #[test]
+fn a_bad_flag_fails_before_a_fifo_is_opened_so_no_reader_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(StdCommand::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // Nobody reads: opening the FIFO to write would block until killed.
+    let out = output_within(
+        binary().args(["select", "--features"]).arg(digits()).args(["--budget", "0", "-o"]).arg(&fifo),
+        60,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line(&out.stderr).contains("at least 1"));
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+#[test]
 fn a_full_device_is_an_error_and_stays_a_device() {
     let dir = tempfile::tempdir().unwrap();
     // A node like /dev/full: every write fails with ENOSPC.
