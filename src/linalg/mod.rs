@@ -7,9 +7,11 @@
 //! [`dot`] is bounded by [`score_tolerance`], and any candidate within that
 //! tolerance of the best is re-scored with [`dot`].
 
+mod codes;
 mod product;
 mod screen;
 
+pub use codes::{Codes, Columns, codes_are_fast};
 pub use product::{Packed, kernel_name};
 pub use screen::Screen;
 

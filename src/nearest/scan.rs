@@ -6,13 +6,11 @@ use rayon::prelude::*;
 
 use super::Batch;
 use crate::chunks;
-use crate::linalg::{Packed, dot, dot_error_bound, refined_argmax, row, score_tolerance};
+use crate::linalg::{Codes, Columns, Packed, codes_are_fast, dot, dot_error_bound, round_up, row};
 
 /// Candidate points remembered per sample, at most (see [`super::bounds::candidate_width`]).
 pub const CANDIDATES: usize = 32;
-/// Scores [`top_candidates`] rules out at a time.
-const SKIP_BLOCK: usize = 16;
-/// Interleaved stripes whose maxima bound the kept scores from below.
+/// Interleaved stripes whose maxima give a score that a row's best few reach.
 const STRIPES: usize = 64;
 
 /// What a full scan of one sample against every point finds.
@@ -32,6 +30,11 @@ pub(super) struct FullScan {
 }
 
 /// Full scans of the samples at batch `positions`, remembering candidates.
+///
+/// A filter gives an upper bound on every score; the points that may win,
+/// and those that may be among the best `width + 1` by exact bound, are
+/// then scored with [`dot`] (see [`refine`]). What a scan remembers is
+/// therefore a function of [`dot`]'s scores alone, whichever filter ran.
 pub(super) fn full_scans(
     features: ArrayView2<f32>,
     batch: &Batch,
@@ -39,20 +42,233 @@ pub(super) fn full_scans(
     points: ArrayView2<f32>,
     width: usize,
 ) -> Vec<FullScan> {
-    let tolerance = score_tolerance(points.ncols());
-    let filter_error = f64::from(dot_error_bound(points.ncols()));
-    scan(features, batch, positions, points, |scores, exact| {
-        let (best, similarity) = refined_argmax(scores.iter().copied(), tolerance, |_| true, exact).expect("k >= 1");
-        let (candidates, rest) = top_candidates(scores, best, width);
-        let bound = |s: f32| f64::from(s) + filter_error;
-        FullScan {
-            best,
-            similarity,
-            candidate_bounds: candidates.map(|j| bound(scores.get(j as usize).copied().unwrap_or(f32::NEG_INFINITY))),
-            candidates,
-            rest_bound: rest.map_or(f64::NEG_INFINITY, bound),
+    scan_with(&Filter::new(points), features, batch, positions, points, width)
+}
+
+/// [`full_scans`] with the given filter (built from `points`).
+fn scan_with(
+    filter: &Filter,
+    features: ArrayView2<f32>,
+    batch: &Batch,
+    positions: &[usize],
+    points: ArrayView2<f32>,
+    width: usize,
+) -> Vec<FullScan> {
+    let error = f64::from(dot_error_bound(points.ncols()));
+    let k = points.nrows();
+    let chunks: Vec<Vec<FullScan>> = positions
+        .par_chunks(chunks::SCAN)
+        .map_init(
+            || (Vec::<f32>::new(), Vec::new()),
+            |(upper, list), chunk| {
+                let ids: Vec<usize> = chunk.iter().map(|&i| batch.id(i)).collect();
+                let rows = features.select(Axis(0), &ids);
+                let spreads = filter.upper_bounds(rows.view(), upper);
+                upper
+                    .chunks_exact_mut(filter.stride())
+                    .zip(spreads)
+                    .enumerate()
+                    .map(|(r, (padded, spread))| {
+                        let f = row(rows.view(), r);
+                        refine(&mut padded[..k], spread, error, width, list, |j| dot(f, row(points, j)))
+                    })
+                    .collect()
+            },
+        )
+        .collect();
+    chunks.into_iter().flatten().collect()
+}
+
+/// The points, prepared for the filter of full scans: 8-bit codes where
+/// the CPU multiplies bytes fast (AVX-512 VNNI), float32 panels elsewhere.
+/// Only the speed differs (see [`full_scans`]).
+enum Filter {
+    Codes(Columns),
+    Float(Packed, f64),
+}
+
+impl Filter {
+    fn new(points: ArrayView2<f32>) -> Self {
+        if codes_are_fast() { Filter::codes(points) } else { Filter::float(points) }
+    }
+
+    fn codes(points: ArrayView2<f32>) -> Self {
+        Filter::Codes(Codes::new(points).columns(&(0..points.nrows()).collect::<Vec<_>>()))
+    }
+
+    fn float(points: ArrayView2<f32>) -> Self {
+        Filter::Float(Packed::new(points), f64::from(dot_error_bound(points.ncols())))
+    }
+
+    fn stride(&self) -> usize {
+        match self {
+            Filter::Codes(columns) => columns.stride(),
+            Filter::Float(packed, _) => packed.stride(),
         }
-    })
+    }
+
+    /// Upper bounds on the scores of `rows` against every point into
+    /// `upper` (rows × [`Filter::stride`]), and for each row how far below
+    /// its bound a true score may lie.
+    fn upper_bounds(&self, rows: ArrayView2<f32>, upper: &mut Vec<f32>) -> Vec<f64> {
+        match self {
+            Filter::Codes(columns) => {
+                let codes = Codes::new(rows);
+                let local: Vec<usize> = (0..rows.nrows()).collect();
+                codes.bounds(&local, columns, upper);
+                let (row_radius, column_radius) = codes.radii(&local, columns);
+                let widest = f64::from(column_radius.iter().fold(0.0f32, |m, &r| m.max(r)));
+                row_radius.into_iter().map(|r| 2.0 * (f64::from(r) + widest)).collect()
+            }
+            Filter::Float(packed, error) => {
+                packed.product_padded(rows, upper);
+                // Added in float32, the sum may round by half an ulp (under
+                // 2.4e-7 for the scores of near-unit vectors, below 4).
+                let added = round_up(error + HALF_ULP);
+                for u in upper.iter_mut() {
+                    *u += added;
+                }
+                vec![2.0 * f64::from(added) + HALF_ULP; rows.nrows()]
+            }
+        }
+    }
+}
+
+/// Half an ulp of a float32 below 4, rounded up.
+const HALF_ULP: f64 = 2.5e-7;
+
+/// One sample's full scan from upper bounds on its scores (each at most
+/// `spread` above the true score), which it replaces with exact bounds
+/// (`dot` plus its error) where it scores a point.
+///
+/// A point may win only if its bound, plus [`dot`]'s error, reaches the
+/// best lower bound minus that error (`reach`); those are all scored
+/// (ties: lowest index). So is every point whose bound comes within three
+/// errors of the `width + 1`-th best exact bound: any other point's exact
+/// bound is below that, so the candidates (the best `width` exact bounds,
+/// the winner first among equals) and the bound on the rest are those of a
+/// scan that scored every point with [`dot`].
+fn refine(
+    upper: &mut [f32],
+    spread: f64,
+    error: f64,
+    width: usize,
+    list: &mut Vec<(f32, u32)>,
+    exact: impl Fn(usize) -> f32,
+) -> FullScan {
+    let keep = width + 1;
+    let (top, kth) = top_and_kth(upper, keep);
+    let reach = f64::from(top) - spread - 2.0 * error;
+    // At least `keep` points have a true score above `kth - spread`, so the
+    // final cut is above it too: nothing below both is ever wanted.
+    let gather = reach.min(f64::from(kth) - spread - MARGIN * error);
+    list.clear();
+    // A float32 at or below `gather`, so no wanted point is left out.
+    let floor = -round_up(-gather);
+    for (b, block) in upper.chunks(16).enumerate() {
+        if block.iter().fold(false, |any, &u| any | (u >= floor)) {
+            let start = b * 16;
+            list.extend(block.iter().enumerate().filter(|&(_, &u)| u >= floor).map(|(j, &u)| (u, (start + j) as u32)));
+        }
+    }
+    let mut state =
+        Refinement { reach, error, kept: Vec::with_capacity(keep + 1), keep, best: None, scored: Vec::new() };
+    // First the points at least `keep` bounds reach (nearly all of them are
+    // wanted), then, in one more pass, those the cut they set still wants:
+    // about the points a best-first order would score, without a sort.
+    for &(_, j) in list.iter().filter(|&&(u, _)| u >= kth) {
+        state.score(upper, j as usize, &exact);
+    }
+    for &(u, j) in list.iter().filter(|&&(u, _)| u < kth) {
+        if state.wants(u) {
+            state.score(upper, j as usize, &exact);
+        }
+    }
+    let (best, similarity) = state.best.expect("the leader's bound reaches the floor");
+    let (candidates, rest) = ranked(&mut state.scored, best, width);
+    FullScan {
+        best,
+        similarity,
+        candidate_bounds: candidates.map(|j| upper.get(j as usize).map_or(f64::NEG_INFINITY, |&b| f64::from(b))),
+        candidates,
+        rest_bound: rest.map_or(f64::NEG_INFINITY, f64::from),
+    }
+}
+
+/// A point whose upper bound is this many [`dot`] errors below the cut
+/// cannot reach it with its exact bound (one error from `dot`, one added to
+/// the bound, one to spare for the bound's rounding up).
+const MARGIN: f64 = 3.0;
+
+/// What [`refine`] has scored so far.
+struct Refinement {
+    reach: f64,
+    error: f64,
+    /// The best `keep` exact bounds so far, best first.
+    kept: Vec<f32>,
+    keep: usize,
+    best: Option<(usize, f32)>,
+    /// Every point scored, with its exact bound.
+    scored: Vec<(f32, u32)>,
+}
+
+impl Refinement {
+    /// Whether a point with this upper bound must still be scored.
+    fn wants(&self, upper: f32) -> bool {
+        let cut = if self.kept.len() < self.keep { f64::NEG_INFINITY } else { f64::from(self.kept[self.keep - 1]) };
+        f64::from(upper) >= self.reach || f64::from(upper) + MARGIN * self.error >= cut
+    }
+
+    fn score(&mut self, bounds: &mut [f32], j: usize, exact: &impl Fn(usize) -> f32) {
+        let s = exact(j);
+        let bound = round_up(f64::from(s) + self.error);
+        bounds[j] = bound;
+        self.scored.push((bound, j as u32));
+        let at = self.kept.partition_point(|&b| b >= bound);
+        if at < self.keep {
+            self.kept.insert(at, bound);
+            self.kept.truncate(self.keep);
+        }
+        if self.best.is_none_or(|(b, bs)| s > bs || (s == bs && j < b)) {
+            self.best = Some((j, s));
+        }
+    }
+}
+
+/// The `width` best of the `scored` (exact bound, point) pairs, ranked by
+/// bound, then `best` first (so it is never cut by an equal bound), then
+/// lower index, and the bound of the next one (None when there is none).
+fn ranked(scored: &mut Vec<(f32, u32)>, best: usize, width: usize) -> ([u32; CANDIDATES], Option<f32>) {
+    let order = |a: &(f32, u32), b: &(f32, u32)| {
+        b.0.total_cmp(&a.0).then((b.1 as usize == best).cmp(&(a.1 as usize == best))).then(a.1.cmp(&b.1))
+    };
+    if scored.len() > width + 1 {
+        scored.select_nth_unstable_by(width, order);
+        scored.truncate(width + 1);
+    }
+    scored.sort_unstable_by(order);
+    let mut top = [u32::MAX; CANDIDATES];
+    for (t, &(_, j)) in top.iter_mut().zip(&scored[..scored.len().min(width)]) {
+        *t = j;
+    }
+    (top, scored.get(width).map(|&(b, _)| b))
+}
+
+/// The largest of `scores`, and a score at least `keep` of them reach
+/// (minus infinity when there are fewer): the stripes' bound on long rows,
+/// the exact `keep`-th largest on short ones.
+fn top_and_kth(scores: &[f32], keep: usize) -> (f32, f32) {
+    if scores.len() < keep {
+        return (scores.iter().fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m }), f32::NEG_INFINITY);
+    }
+    if keep <= STRIPES && scores.len() >= 2 * STRIPES {
+        let mut maxima = stripe_maxima(scores);
+        let top = maxima.iter().fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m });
+        return (top, *maxima.select_nth_unstable_by(keep - 1, |a, b| b.total_cmp(a)).1);
+    }
+    let mut copy = scores.to_vec();
+    copy.sort_unstable_by(|a, b| b.total_cmp(a));
+    (copy[0], copy[keep - 1])
 }
 
 /// Scores the samples at batch `positions` against every point with a
@@ -89,73 +305,8 @@ pub(super) fn scan<R: Send>(
     chunks.into_iter().flatten().collect()
 }
 
-/// The indices of the `width` highest filter scores (best first; only the
-/// first `min(k, width)` entries are meaningful), always including `best`
-/// (the exact winner), and the highest filter score among the rest (None
-/// when every point is a candidate).
-///
-/// One pass keeping the best `width + 1` in a sorted array: almost
-/// every score fails the first comparison, so this costs about k
-/// comparisons, where a selection would move the whole row several times.
-fn top_candidates(scores: &[f32], best: usize, width: usize) -> ([u32; CANDIDATES], Option<f32>) {
-    debug_assert!((1..=CANDIDATES).contains(&width));
-    let keep = width + 1;
-    // Ranked by score, then `best` first (so it is never cut by an equal
-    // score), then the lower index (guaranteed by the scan order).
-    let ranks_above = |a: (f32, bool), b: (f32, bool)| a.0 > b.0 || (a.0 == b.0 && a.1 && !b.1);
-    let mut kept = [(f32::NEG_INFINITY, false, u32::MAX); CANDIDATES + 1];
-    let mut len = 0;
-    let floor = lower_bound_of_kept(scores, keep);
-    for (b, block) in scores.chunks(SKIP_BLOCK).enumerate() {
-        let first = b * SKIP_BLOCK;
-        // A block without `best` and without a score that could enter the
-        // list is ruled out by one vectorised comparison.
-        if !(first..first + block.len()).contains(&best) {
-            let limit = if len == keep { floor.max(kept[keep - 1].0) } else { floor };
-            if !block.iter().fold(false, |any, &s| any | (s >= limit)) {
-                continue;
-            }
-        }
-        for (j, &score) in (first..).zip(block) {
-            let key = (score, j == best);
-            if (score < floor && j != best) || (len == keep && !ranks_above(key, (kept[keep - 1].0, kept[keep - 1].1)))
-            {
-                continue;
-            }
-            let mut at = len.min(keep - 1);
-            while at > 0 && ranks_above(key, (kept[at - 1].0, kept[at - 1].1)) {
-                kept[at] = kept[at - 1];
-                at -= 1;
-            }
-            kept[at] = (score, j == best, j as u32);
-            len = (len + 1).min(keep);
-        }
-    }
-    let mut rest = (len == keep).then(|| kept[width].0);
-    let width = len.min(width);
-    let mut top = [u32::MAX; CANDIDATES];
-    for (t, &(_, _, j)) in top.iter_mut().zip(&kept[..width]) {
-        *t = j;
-    }
-    // With more than CANDIDATES near-ties the exact winner can rank below the
-    // cut by filter score; swap it in and let the bound cover the one it displaces.
-    if !top[..width].contains(&(best as u32)) {
-        let displaced = scores[top[width - 1] as usize];
-        rest = Some(rest.map_or(displaced, |r| r.max(displaced)));
-        top[width - 1] = best as u32;
-    }
-    (top, rest)
-}
-
-/// A score that at least `keep` of `scores` reach, so nothing below it can
-/// be among the `keep` best: the `keep`-th largest of the maxima of
-/// [`STRIPES`] interleaved stripes (each a different score). Skipping
-/// everything below it cuts the insertions into the kept list, which cost
-/// more than the comparisons. Minus infinity when the row is too short.
-fn lower_bound_of_kept(scores: &[f32], keep: usize) -> f32 {
-    if keep > STRIPES || scores.len() < 2 * STRIPES {
-        return f32::NEG_INFINITY;
-    }
+/// The maximum of each of [`STRIPES`] interleaved stripes of `scores`.
+fn stripe_maxima(scores: &[f32]) -> [f32; STRIPES] {
     let mut maxima = [f32::NEG_INFINITY; STRIPES];
     let rows = scores.chunks_exact(STRIPES);
     for (m, &s) in maxima.iter_mut().zip(rows.remainder()) {
@@ -166,54 +317,80 @@ fn lower_bound_of_kept(scores: &[f32], keep: usize) -> f32 {
             *m = if s > *m { s } else { *m };
         }
     }
-    *maxima.select_nth_unstable_by(keep - 1, |a, b| b.total_cmp(a)).1
+    maxima
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::unit_rows;
+    use rand::SeedableRng;
+    use rand::rngs::Xoshiro256PlusPlus;
+
+    /// A full scan written out: every point scored with `dot`, the winner
+    /// the best score (lowest index on ties), the candidates the best
+    /// `width` exact bounds ranked as [`ranked`] says, the rest the next.
+    fn literal(f: &[f32], points: ArrayView2<f32>, width: usize) -> (usize, f32, Vec<u32>, Vec<f64>, f64) {
+        let error = f64::from(dot_error_bound(points.ncols()));
+        let k = points.nrows();
+        let scores: Vec<f32> = (0..k).map(|j| dot(f, row(points, j))).collect();
+        let best = (0..k).fold(0, |b, j| if scores[j] > scores[b] { j } else { b });
+        let bounds: Vec<f32> = scores.iter().map(|&s| round_up(f64::from(s) + error)).collect();
+        let mut order: Vec<usize> = (0..k).collect();
+        order.sort_by(|&a, &b| bounds[b].total_cmp(&bounds[a]).then((b == best).cmp(&(a == best))).then(a.cmp(&b)));
+        let shown = &order[..k.min(width)];
+        let rest = order.get(width).map_or(f64::NEG_INFINITY, |&j| f64::from(bounds[j]));
+        let candidate_bounds = shown.iter().map(|&j| f64::from(bounds[j])).collect();
+        (best, scores[best], shown.iter().map(|&j| j as u32).collect(), candidate_bounds, rest)
+    }
 
     #[test]
-    fn top_candidates_keep_the_exact_winner_and_bound_the_rest() {
-        let scores: Vec<f32> = (0..5000).map(|j| (j % 97) as f32).collect();
-        // 96 is the top score 51 times; 95 (not among the 16 best) is the exact winner.
-        let (candidates, rest) = top_candidates(&scores, 95, 16);
-        assert!(candidates[..16].contains(&95));
-        assert!(candidates[..16].iter().filter(|&&j| j != 95).all(|&j| scores[j as usize] == 96.0));
-        assert_eq!(rest, Some(96.0));
-        let (small, rest) = top_candidates(&scores[..3], 2, 16);
-        assert_eq!((&small[..3], rest), (&[2, 1, 0][..], None));
-        // Against a full sort, on rows with many ties, short (every score
-        // looked at) and long (most ruled out by the stripes' floor).
-        for seed in 0..400u32 {
-            let (len, values) = match seed < 200 {
-                true => (seed as usize % 60 + 1, 7),
-                false => (128 + (seed as usize * 37) % 700, [7, 50, 100_000][seed as usize % 3]),
-            };
-            let row: Vec<f32> = (0..len)
-                .map(|j| (((j as u32).wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % values) as f32)
-                .collect();
-            let best = (seed as usize * 31) % row.len();
-            let mut order: Vec<u32> = (0..row.len() as u32).collect();
-            order.sort_by(|&a, &b| {
-                row[b as usize]
-                    .total_cmp(&row[a as usize])
-                    .then((b as usize == best).cmp(&(a as usize == best)))
-                    .then(a.cmp(&b))
-            });
-            let width = [1, 5, 16, 32][seed as usize % 4];
-            let (top, rest) = top_candidates(&row, best, width);
-            let shown = row.len().min(width);
-            let mut want = order[..shown].to_vec();
-            let mut want_rest = order.get(width).map(|&j| row[j as usize]);
-            if !want.contains(&(best as u32)) {
-                // The winner takes the last place; the bound covers the one it displaced.
-                let displaced = row[want[shown - 1] as usize];
-                want_rest = Some(want_rest.map_or(displaced, |r| r.max(displaced)));
-                want[shown - 1] = best as u32;
+    fn full_scans_equal_a_literal_scan_with_either_filter() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(21);
+        // Coarse grids give duplicate points and exact ties; k from one point
+        // to more than the stripes cover.
+        for (case, &(k, d, grid)) in
+            [(1, 4, None), (5, 3, Some(1)), (17, 8, Some(2)), (40, 16, None), (130, 12, Some(1)), (300, 24, None)]
+                .iter()
+                .enumerate()
+        {
+            let features = unit_rows(90, d, &mut rng, grid);
+            let points = unit_rows(k, d, &mut rng, grid);
+            let positions: Vec<usize> = (0..90).collect();
+            for width in [1, 5, 16, 32] {
+                for filter in [Filter::codes(points.view()), Filter::float(points.view())] {
+                    let scans = scan_with(&filter, features.view(), &Batch::All(90), &positions, points.view(), width);
+                    for (i, scan) in scans.iter().enumerate() {
+                        let (best, similarity, candidates, bounds, rest) =
+                            literal(row(features.view(), i), points.view(), width);
+                        let shown = candidates.len();
+                        let what = format!("case {case}, width {width}, sample {i}");
+                        assert_eq!((scan.best, scan.similarity), (best, similarity), "{what}");
+                        assert_eq!(&scan.candidates[..shown], &candidates[..], "{what}");
+                        assert!(scan.candidates[shown..].iter().all(|&j| j == u32::MAX), "{what}");
+                        assert_eq!(&scan.candidate_bounds[..shown], &bounds[..], "{what}");
+                        assert_eq!(scan.rest_bound, rest, "{what}");
+                    }
+                }
             }
-            assert_eq!(&top[..shown], &want[..], "row {row:?} best {best} width {width}");
-            assert_eq!(rest, want_rest, "row {row:?} best {best} width {width}");
+        }
+    }
+
+    #[test]
+    fn top_and_kth_bound_the_kth_largest_from_below() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        for len in [1, 7, 127, 128, 500, 1300] {
+            let row: Vec<f32> = (0..len).map(|_| rand::RngExt::random_range(&mut rng, 0..50) as f32).collect();
+            let mut sorted = row.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            for keep in [1, 17, 33] {
+                let (top, kth) = top_and_kth(&row, keep);
+                assert_eq!(top, sorted[0]);
+                match sorted.get(keep - 1) {
+                    None => assert_eq!(kth, f32::NEG_INFINITY),
+                    Some(&exact) => assert!(kth <= exact && row.iter().filter(|&&s| s >= kth).count() >= keep),
+                }
+            }
         }
     }
 }

@@ -1,0 +1,446 @@
+//! An 8-bit product for filters: bounds on each similarity, above and
+//! below, at a quarter of the float32 product's bytes and, with AVX-512
+//! VNNI, several times its multiply rate.
+//!
+//! Each row `f` is stored as codes `q` (integers in −127..=127, one byte
+//! each) and a scale `s`, with `f = s q + δ`. Then
+//! `f_a · f_b − s_a s_b (q_a · q_b) = δ_a · f_b + s_a q_a · δ_b`, which is at
+//! most `F (|δ_a| + |δ_b|)` in size, where `F` bounds `|f|` and `|s q|` over
+//! both sides of the product. Each row's share of that term (its *radius*,
+//! plus a margin for the float32 arithmetic that applies the scales) makes
+//! `s_a s_b (q_a · q_b) ± (radius_a + radius_b)` an upper and a lower bound
+//! on the true similarity. The integer dot products are exact, so every
+//! kernel gives the same bits.
+
+use ndarray::ArrayView2;
+
+/// Codes per 32-bit group: the VNNI instruction multiplies four byte pairs
+/// into each 32-bit lane.
+const GROUP: usize = 4;
+/// Columns are padded to a multiple of this many (one AVX-512 register).
+const WIDTH: usize = 16;
+/// Columns per panel: four registers (the last panel may be narrower).
+const PANEL: usize = 64;
+/// Rows converted at a time by [`Codes::bounds`].
+const SLAB: usize = 64;
+/// Rows per block of the AVX-512 body (16 accumulators).
+const BLOCK_ROWS: usize = 4;
+
+/// A set of rows as 8-bit codes, with the scale and rounding error of each.
+pub struct Codes {
+    /// Per row, `dim` codes stored as `q + 128` (the VNNI instruction takes
+    /// one unsigned operand), padded with 128 (a zero code).
+    codes: Vec<u8>,
+    scale: Vec<f32>,
+    /// `|δ|` per row, rounded up.
+    residual: Vec<f64>,
+    /// The largest `|f|` or `|s q|` of any row.
+    largest: f64,
+    /// The dimension rounded up to a multiple of [`GROUP`].
+    dim: usize,
+}
+
+impl Codes {
+    /// Quantises every row of `features`, on the calling thread.
+    pub fn new(features: ArrayView2<f32>) -> Self {
+        let dim = features.ncols().div_ceil(GROUP) * GROUP;
+        let mut codes = vec![0u8; features.nrows() * dim];
+        let (mut scale, mut residual) = (Vec::with_capacity(features.nrows()), Vec::with_capacity(features.nrows()));
+        let mut largest = 0.0f64;
+        for (i, f) in features.outer_iter().enumerate() {
+            let (s, r, l) = quantise(f.as_slice().expect("rows are contiguous"), &mut codes[i * dim..(i + 1) * dim]);
+            scale.push(s);
+            residual.push(r);
+            largest = largest.max(l);
+        }
+        Codes { codes, scale, residual, largest, dim }
+    }
+
+    /// The rows `ids` packed as the columns of a product.
+    pub fn columns(&self, ids: &[usize]) -> Columns {
+        let width = ids.len().div_ceil(WIDTH) * WIDTH;
+        let mut data = vec![0i8; self.dim * width];
+        let mut code_sum = vec![0i32; width];
+        for (c, &j) in ids.iter().enumerate() {
+            for (k, &u) in self.row(j).iter().enumerate() {
+                let q = i16::from(u) - 128;
+                data[column_index(k, c, self.dim, width)] = q as i8;
+                code_sum[c] += i32::from(q);
+            }
+        }
+        let mut scale = vec![0.0; width];
+        let mut residual = vec![0.0; width];
+        for (c, &j) in ids.iter().enumerate() {
+            (scale[c], residual[c]) = (self.scale[j], self.residual[j]);
+        }
+        Columns { data, code_sum, scale, residual, largest: self.largest, cols: ids.len(), width }
+    }
+
+    /// Upper bounds on the similarities of the rows `ids` to `columns`,
+    /// into `out` (resized to `ids.len()` × [`Columns::stride`]; row `r`'s
+    /// bounds are `out[r * stride..][..columns.len()]`). Each is at most
+    /// `row_radius + column_radius` above the codes' estimate, which is at
+    /// most as far above the true similarity (see [`Codes::radii`]).
+    pub fn bounds(&self, ids: &[usize], columns: &Columns, out: &mut Vec<f32>) {
+        out.clear();
+        out.resize(ids.len() * columns.width, 0.0);
+        if columns.is_empty() {
+            return;
+        }
+        let (row_radius, column_radius) = self.radii(ids, columns);
+        // Blocks of rows keep the integer sums small enough to stay in L1.
+        let mut dots = vec![0i32; SLAB.min(ids.len()) * columns.width];
+        for ((ids, out), radii) in
+            ids.chunks(SLAB).zip(out.chunks_mut(SLAB * columns.width)).zip(row_radius.chunks(SLAB))
+        {
+            let rows: Vec<&[u8]> = ids.iter().map(|&i| self.row(i)).collect();
+            let dots = &mut dots[..ids.len() * columns.width];
+            // SAFETY: the kernel was chosen for this CPU; every row holds
+            // `dim` codes, `data` `dim * width`, `dots` `rows * width`, and
+            // `width` is a multiple of WIDTH.
+            unsafe { (KERNEL.0)(&rows, &columns.data, self.dim, columns.width, dots) };
+            for (((out, dots), &i), &r) in
+                out.chunks_exact_mut(columns.width).zip(dots.chunks_exact(columns.width)).zip(ids).zip(radii)
+            {
+                let s = self.scale[i];
+                for c in 0..columns.cols {
+                    // The VNNI sum counts each of column c's codes 128 times too often.
+                    let q = dots[c] - 128 * columns.code_sum[c];
+                    out[c] = q as f32 * (s * columns.scale[c]) + (r + column_radius[c]);
+                }
+            }
+        }
+    }
+
+    /// The radii of the rows `ids` and of every column, for a product of
+    /// the two: the true similarity of row `i` and column `c` lies within
+    /// `radius_i + radius_c` of the estimate, so within twice that below
+    /// [`Codes::bounds`]' upper bound.
+    pub fn radii(&self, ids: &[usize], columns: &Columns) -> (Vec<f32>, Vec<f32>) {
+        let largest = self.largest.max(columns.largest);
+        let radius = |residual: f64| round_up_f32(largest * residual * (1.0 + 1e-9) + margin(largest));
+        (ids.iter().map(|&i| radius(self.residual[i])).collect(), columns.residual.iter().map(|&r| radius(r)).collect())
+    }
+
+    fn row(&self, i: usize) -> &[u8] {
+        &self.codes[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// Rows of a [`Codes`] packed as the columns of a product: per panel of 64
+/// columns (the last one 16, 32 or 48 wide), for each group of four
+/// dimensions, the four codes of each column in turn (one line per group).
+pub struct Columns {
+    data: Vec<i8>,
+    /// Per column, the sum of its codes (to take the 128 offset back out).
+    code_sum: Vec<i32>,
+    scale: Vec<f32>,
+    residual: Vec<f64>,
+    largest: f64,
+    cols: usize,
+    width: usize,
+}
+
+impl Columns {
+    /// Whether there are no columns.
+    pub fn is_empty(&self) -> bool {
+        self.cols == 0
+    }
+
+    /// The row stride of [`Codes::bounds`]' output: the column count rounded
+    /// up to a multiple of 16.
+    pub fn stride(&self) -> usize {
+        self.width
+    }
+}
+
+/// Where code `k` of column `c` sits in packed columns `width` wide.
+fn column_index(k: usize, c: usize, dim: usize, width: usize) -> usize {
+    let start = c - c % PANEL;
+    let panel = (width - start).min(PANEL);
+    start * dim + (k / GROUP) * panel * GROUP + (c % PANEL) * GROUP + k % GROUP
+}
+
+/// One row's codes into `codes` (its padding stays a zero code), and its
+/// scale, `|δ|`, and the larger of `|f|` and `|s q|`, all from float64
+/// arithmetic on the float32 values (the sums in eight lanes, so that they
+/// vectorise; their rounding is far inside the 1e-12 added on top).
+fn quantise(f: &[f32], codes: &mut [u8]) -> (f32, f64, f64) {
+    let largest = f.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+    // The scale is a float32 value, used exactly as stored.
+    let scale = (f64::from(largest) / 127.0) as f32;
+    let inverse = if scale > 0.0 { (1.0 / f64::from(scale)) as f32 } else { 0.0 };
+    // Adding and taking away 1.5 * 2^23 rounds to an integer without a libm
+    // call; any integer would do, as the residual is measured from it.
+    const ROUND: f32 = 12_582_912.0;
+    codes.fill(128);
+    for (code, &x) in codes.iter_mut().zip(f) {
+        // In [2^23, 2^24) a float's low mantissa bits are the integer itself.
+        let held = (x * inverse + ROUND).clamp(ROUND - 127.0, ROUND + 127.0);
+        *code = (held.to_bits().wrapping_sub(ROUND.to_bits()) as i32 + 128) as u8;
+    }
+    let (mut residual, mut norm, mut coded) = ([0.0f64; 8], [0.0f64; 8], [0.0f64; 8]);
+    let mut add = |l: usize, x: f32, code: u8| {
+        let (x, back) = (f64::from(x), f64::from(i32::from(code) - 128) * f64::from(scale));
+        residual[l] += (x - back) * (x - back);
+        norm[l] += x * x;
+        coded[l] += back * back;
+    };
+    let (xs, qs) = (f.chunks_exact(8), codes[..f.len()].chunks_exact(8));
+    for (l, (&x, &code)) in xs.remainder().iter().zip(qs.remainder()).enumerate() {
+        add(l, x, code);
+    }
+    for (x, q) in xs.zip(qs) {
+        for l in 0..8 {
+            add(l, x[l], q[l]);
+        }
+    }
+    let total = |lanes: [f64; 8]| lanes.iter().sum::<f64>().sqrt() * (1.0 + 1e-12);
+    (scale, total(residual), total(norm).max(total(coded)))
+}
+
+/// Covers the float32 arithmetic of [`Codes::bounds`], per row (a bound
+/// adds two radii): converting the integer sum, the product of the scales,
+/// the multiply and the two adds each round by at most half an ulp, of
+/// values at most `F²` (or the radii, which are smaller).
+fn margin(largest: f64) -> f64 {
+    let u = f64::from(f32::EPSILON);
+    8.0 * u * largest.max(1.0).powi(2)
+}
+
+/// The smallest float32 value at or above `x`.
+fn round_up_f32(x: f64) -> f32 {
+    let y = x as f32;
+    if f64::from(y) >= x { y } else { y.next_up() }
+}
+
+type Kernel = unsafe fn(&[&[u8]], &[i8], usize, usize, &mut [i32]);
+
+/// The body for this CPU, chosen once; the name says which.
+struct Chosen(Kernel, &'static str);
+
+static KERNEL: std::sync::LazyLock<Chosen> = std::sync::LazyLock::new(|| {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni") {
+            return Chosen(simd::dots_vnni, "avx512vnni");
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Chosen(simd::dots_avx2, "avx2");
+        }
+    }
+    Chosen(dots_plain, "portable")
+});
+
+/// Which body [`Codes::bounds`] runs on this CPU.
+pub fn kernel_name() -> &'static str {
+    KERNEL.1
+}
+
+/// Whether this CPU multiplies bytes fast enough for the codes to beat the
+/// float32 product as a filter: with AVX-512 VNNI (64 byte products per
+/// instruction) they do; the AVX2 body, which the compiler vectorises from
+/// the portable one, is slower than the float32 product (README, Performance).
+pub fn codes_are_fast() -> bool {
+    kernel_name() == "avx512vnni"
+}
+
+/// The portable body: `out[r * width + c] = Σ_k rows[r][k] · column c's
+/// code k`, in 32-bit integers (exact: at most 255 · 127 · dim).
+///
+/// # Safety
+/// None beyond the slice lengths, which are checked.
+#[inline(always)]
+unsafe fn dots_plain(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, out: &mut [i32]) {
+    assert!(data.len() >= dim * width && out.len() >= rows.len() * width);
+    if width == 0 {
+        return;
+    }
+    for (row, out) in rows.iter().zip(out.chunks_exact_mut(width)) {
+        let row = &row[..dim];
+        for start in (0..width).step_by(PANEL) {
+            let wide = (width - start).min(PANEL);
+            let panel = &data[start * dim..(start + wide) * dim];
+            let mut acc = [0i32; PANEL];
+            for (group, line) in row.chunks_exact(GROUP).zip(panel.chunks_exact(wide * GROUP)) {
+                for (acc, codes) in acc.iter_mut().zip(line.chunks_exact(GROUP)) {
+                    for (&x, &y) in group.iter().zip(codes) {
+                        *acc += i32::from(x) * i32::from(y);
+                    }
+                }
+            }
+            out[start..start + wide].copy_from_slice(&acc[..wide]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// [`super::dots_plain`] compiled for AVX2 (the compiler vectorises the
+    /// byte products; integer sums, so the same results).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; the slices as for the portable body.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dots_avx2(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, out: &mut [i32]) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { super::dots_plain(rows, data, dim, width, out) }
+    }
+
+    /// The dots with AVX-512 VNNI: blocks of up to 4 rows by a panel of up
+    /// to 64 columns, each lane adding four byte products per instruction.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX-512 VNNI; every row must hold
+    /// `dim` codes (a multiple of 4), `data` `dim * width`, `out` `rows.len()
+    /// * width`, and `width` must be a multiple of 16.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn dots_vnni(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, out: &mut [i32]) {
+        assert!(data.len() >= dim * width && out.len() >= rows.len() * width);
+        assert!(width.is_multiple_of(super::WIDTH) && dim.is_multiple_of(super::GROUP));
+        assert!(rows.iter().all(|r| r.len() >= dim));
+        for c in (0..width).step_by(super::PANEL) {
+            let wide = (width - c).min(super::PANEL);
+            let panel = &data[c * dim..(c + wide) * dim];
+            for (r, block) in rows.chunks(super::BLOCK_ROWS).enumerate() {
+                let out = &mut out[r * super::BLOCK_ROWS * width..];
+                // SAFETY: the lengths were asserted above.
+                unsafe {
+                    match (block.len(), wide / 16) {
+                        (4, 4) => block_vnni::<4, 4>(block, panel, dim, width, c, out),
+                        (4, 3) => block_vnni::<4, 3>(block, panel, dim, width, c, out),
+                        (4, 2) => block_vnni::<4, 2>(block, panel, dim, width, c, out),
+                        (4, _) => block_vnni::<4, 1>(block, panel, dim, width, c, out),
+                        (3, 4) => block_vnni::<3, 4>(block, panel, dim, width, c, out),
+                        (3, 3) => block_vnni::<3, 3>(block, panel, dim, width, c, out),
+                        (3, 2) => block_vnni::<3, 2>(block, panel, dim, width, c, out),
+                        (3, _) => block_vnni::<3, 1>(block, panel, dim, width, c, out),
+                        (2, 4) => block_vnni::<2, 4>(block, panel, dim, width, c, out),
+                        (2, 3) => block_vnni::<2, 3>(block, panel, dim, width, c, out),
+                        (2, 2) => block_vnni::<2, 2>(block, panel, dim, width, c, out),
+                        (2, _) => block_vnni::<2, 1>(block, panel, dim, width, c, out),
+                        (_, 4) => block_vnni::<1, 4>(block, panel, dim, width, c, out),
+                        (_, 3) => block_vnni::<1, 3>(block, panel, dim, width, c, out),
+                        (_, 2) => block_vnni::<1, 2>(block, panel, dim, width, c, out),
+                        _ => block_vnni::<1, 1>(block, panel, dim, width, c, out),
+                    }
+                }
+            }
+        }
+    }
+
+    /// `R` rows by a panel of `16 V` columns: `out[i * width + c..][..16 V]`
+    /// for row `i`.
+    ///
+    /// # Safety
+    /// AVX-512F and VNNI; each row holds `dim` codes, `panel` `dim * 16 V`,
+    /// and `out` reaches `(R - 1) * width + c + 16 V`.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    #[inline]
+    unsafe fn block_vnni<const R: usize, const V: usize>(
+        rows: &[&[u8]],
+        panel: &[i8],
+        dim: usize,
+        width: usize,
+        c: usize,
+        out: &mut [i32],
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); V]; R];
+        let p = panel.as_ptr();
+        let a: [*const u8; R] = std::array::from_fn(|i| rows[i].as_ptr());
+        for g in (0..dim).step_by(super::GROUP) {
+            // SAFETY: g + 4 <= dim, so the line g/4 of the panel and four
+            // codes of each row are in bounds (the caller's promise).
+            unsafe {
+                let line = p.add(g * 16 * V);
+                let b: [__m512i; V] = std::array::from_fn(|v| _mm512_loadu_si512(line.add(64 * v).cast()));
+                for (i, acc_row) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_epi32(a[i].add(g).cast::<i32>().read_unaligned());
+                    for (v, acc) in acc_row.iter_mut().enumerate() {
+                        *acc = _mm512_dpbusd_epi32(*acc, x, b[v]);
+                    }
+                }
+            }
+        }
+        for (i, acc_row) in acc.iter().enumerate() {
+            for (v, acc) in acc_row.iter().enumerate() {
+                // SAFETY: as above.
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(i * width + c + 16 * v).cast(), *acc) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    fn exact(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn bounds_hold_and_are_close_on_every_kernel(
+            n in 1usize..40, d in 1usize..70, cols in 0usize..140, grid in proptest::option::of(1i32..3), seed in 0u64..1000,
+        ) {
+            let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut f = crate::testing::unit_rows(n, d, &mut rng, grid);
+            // A zero row and a one-hot row: no scale, and a code at the clamp.
+            f.row_mut(0).fill(0.0);
+            if n > 1 {
+                f.row_mut(1).fill(0.0);
+                f[[1, d - 1]] = 1.0;
+            }
+            let codes = Codes::new(f.view());
+            let rows: Vec<usize> = (0..n).collect();
+            let ids: Vec<usize> = (0..cols).map(|c| (c * 7 + 3) % n).collect();
+            let columns = codes.columns(&ids);
+            let mut out = vec![7.0];
+            codes.bounds(&rows, &columns, &mut out);
+            let (row_radius, column_radius) = codes.radii(&rows, &columns);
+            prop_assert_eq!(out.len(), n * columns.stride());
+            for (r, &i) in rows.iter().enumerate() {
+                for (c, &j) in ids.iter().enumerate() {
+                    let truth = exact(f.row(i).as_slice().unwrap(), f.row(j).as_slice().unwrap());
+                    let bound = f64::from(out[r * columns.stride() + c]);
+                    prop_assert!(bound >= truth, "{} < {} at {},{}", bound, truth, i, j);
+                    // Within the two radii of the estimate on either side.
+                    let width = 2.0 * f64::from(row_radius[r] + column_radius[c]);
+                    prop_assert!(bound - width <= truth, "{} > {} at {},{}", bound - width, truth, i, j);
+                }
+            }
+            let picked: Vec<&[u8]> = rows.iter().map(|&i| codes.row(i)).collect();
+            let run = |kernel: Kernel| {
+                let mut dots = vec![0i32; n * columns.width];
+                // SAFETY: only kernels this CPU supports are passed; lengths as documented.
+                unsafe { kernel(&picked, &columns.data, codes.dim, columns.width, &mut dots) };
+                dots
+            };
+            let plain = run(dots_plain);
+            prop_assert_eq!(&run(KERNEL.0), &plain);
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                prop_assert_eq!(&run(simd::dots_avx2), &plain);
+            }
+        }
+    }
+
+    #[test]
+    fn radii_are_small_on_spread_unit_rows() {
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(5);
+        let f: Array2<f32> = crate::testing::unit_rows(200, 384, &mut rng, None);
+        let codes = Codes::new(f.view());
+        let ids: Vec<usize> = (0..200).collect();
+        let (rows, columns) = codes.radii(&ids, &codes.columns(&ids));
+        // Rounding to 255 levels leaves |δ| near 0.1 / 127 · √(384 / 12) for such rows.
+        let largest = rows.iter().chain(&columns).fold(0.0f32, |a, &b| a.max(b));
+        assert!(rows.iter().chain(&columns).all(|&r| r > 0.0) && largest < 0.02, "{largest}");
+    }
+}
