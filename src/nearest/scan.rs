@@ -179,9 +179,14 @@ fn refine(
     for &(_, j) in list.iter().filter(|&&(u, _)| u >= kth) {
         state.score(upper, j as usize, &exact);
     }
-    for &(u, j) in list.iter().filter(|&&(u, _)| u < kth) {
+    let mut later = list.iter().filter(|&&(u, _)| u < kth).peekable();
+    if later.peek().is_some() {
+        state.keep_best_scored();
+    }
+    for &(u, j) in later {
         if state.wants(u) {
-            state.score(upper, j as usize, &exact);
+            let bound = state.score(upper, j as usize, &exact);
+            state.keep(bound);
         }
     }
     let (best, similarity) = state.best.expect("the leader's bound reaches the floor");
@@ -204,7 +209,8 @@ const MARGIN: f64 = 3.0;
 struct Refinement {
     reach: f64,
     error: f64,
-    /// The best `keep` exact bounds so far, best first.
+    /// The best `keep` exact bounds so far, best first (kept from the
+    /// first pass on: in it every point is scored anyway).
     kept: Vec<f32>,
     keep: usize,
     best: Option<(usize, f32)>,
@@ -219,18 +225,31 @@ impl Refinement {
         f64::from(upper) >= self.reach || f64::from(upper) + MARGIN * self.error >= cut
     }
 
-    fn score(&mut self, bounds: &mut [f32], j: usize, exact: &impl Fn(usize) -> f32) {
+    /// Scores point `j` and returns its exact bound.
+    fn score(&mut self, bounds: &mut [f32], j: usize, exact: &impl Fn(usize) -> f32) -> f32 {
         let s = exact(j);
         let bound = round_up(f64::from(s) + self.error);
         bounds[j] = bound;
         self.scored.push((bound, j as u32));
+        if self.best.is_none_or(|(b, bs)| s > bs || (s == bs && j < b)) {
+            self.best = Some((j, s));
+        }
+        bound
+    }
+
+    /// Sets `kept` from every point scored so far.
+    fn keep_best_scored(&mut self) {
+        self.kept = self.scored.iter().map(|&(b, _)| b).collect();
+        self.kept.sort_unstable_by(|a, b| b.total_cmp(a));
+        self.kept.truncate(self.keep);
+    }
+
+    /// Adds one more exact bound to `kept`.
+    fn keep(&mut self, bound: f32) {
         let at = self.kept.partition_point(|&b| b >= bound);
         if at < self.keep {
             self.kept.insert(at, bound);
             self.kept.truncate(self.keep);
-        }
-        if self.best.is_none_or(|(b, bs)| s > bs || (s == bs && j < b)) {
-            self.best = Some((j, s));
         }
     }
 }
