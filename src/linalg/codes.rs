@@ -78,16 +78,17 @@ impl Codes {
 
     /// Upper bounds on the similarities of the rows `ids` to `columns`,
     /// into `out` (resized to `ids.len()` × [`Columns::stride`]; row `r`'s
-    /// bounds are `out[r * stride..][..columns.len()]`). Each is at most
-    /// `row_radius + column_radius` above the codes' estimate, which is at
-    /// most as far above the true similarity (see [`Codes::radii`]).
-    pub fn bounds(&self, ids: &[usize], columns: &Columns, out: &mut Vec<f32>) {
+    /// bounds are `out[r * stride..][..cols]`), and the radii of the rows
+    /// and of the columns: each bound is `radius_r + radius_c` above the
+    /// codes' estimate, and the true similarity lies within that of the
+    /// estimate, so within twice that below the bound.
+    pub fn bounds(&self, ids: &[usize], columns: &Columns, out: &mut Vec<f32>) -> (Vec<f32>, Vec<f32>) {
         out.clear();
         out.resize(ids.len() * columns.width, 0.0);
-        if columns.is_empty() {
-            return;
-        }
         let (row_radius, column_radius) = self.radii(ids, columns);
+        if columns.is_empty() {
+            return (row_radius, column_radius);
+        }
         // Blocks of rows keep the integer sums small enough to stay in L1.
         let mut dots = vec![0i32; SLAB.min(ids.len()) * columns.width];
         for ((ids, out), radii) in
@@ -110,13 +111,12 @@ impl Codes {
                 }
             }
         }
+        (row_radius, column_radius)
     }
 
     /// The radii of the rows `ids` and of every column, for a product of
-    /// the two: the true similarity of row `i` and column `c` lies within
-    /// `radius_i + radius_c` of the estimate, so within twice that below
-    /// [`Codes::bounds`]' upper bound.
-    pub fn radii(&self, ids: &[usize], columns: &Columns) -> (Vec<f32>, Vec<f32>) {
+    /// the two (see [`Codes::bounds`]).
+    fn radii(&self, ids: &[usize], columns: &Columns) -> (Vec<f32>, Vec<f32>) {
         let largest = self.largest.max(columns.largest);
         let radius = |residual: f64| round_up_f32(largest * residual * (1.0 + 1e-9) + margin(largest));
         (ids.iter().map(|&i| radius(self.residual[i])).collect(), columns.residual.iter().map(|&r| radius(r)).collect())
@@ -403,8 +403,7 @@ mod tests {
             let ids: Vec<usize> = (0..cols).map(|c| (c * 7 + 3) % n).collect();
             let columns = codes.columns(&ids);
             let mut out = vec![7.0];
-            codes.bounds(&rows, &columns, &mut out);
-            let (row_radius, column_radius) = codes.radii(&rows, &columns);
+            let (row_radius, column_radius) = codes.bounds(&rows, &columns, &mut out);
             prop_assert_eq!(out.len(), n * columns.stride());
             for (r, &i) in rows.iter().enumerate() {
                 for (c, &j) in ids.iter().enumerate() {

@@ -115,8 +115,7 @@ impl Filter {
             Filter::Codes(columns) => {
                 let codes = Codes::new(rows);
                 let local: Vec<usize> = (0..rows.nrows()).collect();
-                codes.bounds(&local, columns, upper);
-                let (row_radius, column_radius) = codes.radii(&local, columns);
+                let (row_radius, column_radius) = codes.bounds(&local, columns, upper);
                 let widest = f64::from(column_radius.iter().fold(0.0f32, |m, &r| m.max(r)));
                 row_radius.into_iter().map(|r| 2.0 * (f64::from(r) + widest)).collect()
             }
@@ -171,8 +170,7 @@ fn refine(
             list.extend(block.iter().enumerate().filter(|&(_, &u)| u >= floor).map(|(j, &u)| (u, (start + j) as u32)));
         }
     }
-    let mut state =
-        Refinement { reach, error, kept: Vec::with_capacity(keep + 1), keep, best: None, scored: Vec::new() };
+    let mut state = Refinement { reach, error, kept: Vec::new(), keep, best: None, scored: Vec::new() };
     // First the points at least `keep` bounds reach (nearly all of them are
     // wanted), then, in one more pass, those the cut they set still wants:
     // about the points a best-first order would score, without a sort.
@@ -209,8 +207,8 @@ const MARGIN: f64 = 3.0;
 struct Refinement {
     reach: f64,
     error: f64,
-    /// The best `keep` exact bounds so far, best first (kept from the
-    /// first pass on: in it every point is scored anyway).
+    /// The best `keep` exact bounds so far, best first; filled only from
+    /// the second pass on (the first scores its points whatever the cut).
     kept: Vec<f32>,
     keep: usize,
     best: Option<(usize, f32)>,
