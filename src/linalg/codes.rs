@@ -99,7 +99,7 @@ impl Codes {
             // SAFETY: the kernel was chosen for this CPU; every row holds
             // `dim` codes, `data` `dim * width`, `dots` `rows * width`, and
             // `width` is a multiple of WIDTH.
-            unsafe { (KERNEL.0)(&rows, &columns.data, self.dim, columns.width, dots) };
+            unsafe { (KERNEL.dots)(&rows, &columns.data, self.dim, columns.width, dots) };
             for (((out, dots), &i), &r) in
                 out.chunks_exact_mut(columns.width).zip(dots.chunks_exact(columns.width)).zip(ids).zip(radii)
             {
@@ -162,10 +162,22 @@ fn column_index(k: usize, c: usize, dim: usize, width: usize) -> usize {
 }
 
 /// One row's codes into `codes` (its padding stays a zero code), and its
-/// scale, `|δ|`, and the larger of `|f|` and `|s q|`, all from float64
-/// arithmetic on the float32 values (the sums in eight lanes, so that they
-/// vectorise; their rounding is far inside the 1e-12 added on top).
+/// scale, `|δ|`, and the larger of `|f|` and `|s q|`, on this CPU's body
+/// (every body gives the same bits).
 fn quantise(f: &[f32], codes: &mut [u8]) -> (f32, f64, f64) {
+    // SAFETY: `KERNEL` holds a body whose CPU features were detected.
+    unsafe { (KERNEL.quantise)(f, codes) }
+}
+
+/// The portable body of [`quantise`]. `|δ|` and `|f|` come from float64
+/// sums in eight lanes, so that they vectorise (their rounding is far
+/// inside the 1e-12 added on top); `|s q|` is `s` times the root of an
+/// exact integer sum.
+///
+/// # Safety
+/// None: safe code, marked unsafe only to share the bodies' type.
+#[inline(always)]
+unsafe fn quantise_plain(f: &[f32], codes: &mut [u8]) -> (f32, f64, f64) {
     let largest = f.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
     // The scale is a float32 value, used exactly as stored.
     let scale = (f64::from(largest) / 127.0) as f32;
@@ -174,29 +186,36 @@ fn quantise(f: &[f32], codes: &mut [u8]) -> (f32, f64, f64) {
     // call; any integer would do, as the residual is measured from it.
     const ROUND: f32 = 12_582_912.0;
     codes.fill(128);
+    let codes = &mut codes[..f.len()];
     for (code, &x) in codes.iter_mut().zip(f) {
         // In [2^23, 2^24) a float's low mantissa bits are the integer itself.
         let held = (x * inverse + ROUND).clamp(ROUND - 127.0, ROUND + 127.0);
         *code = (held.to_bits().wrapping_sub(ROUND.to_bits()) as i32 + 128) as u8;
     }
-    let (mut residual, mut norm, mut coded) = ([0.0f64; 8], [0.0f64; 8], [0.0f64; 8]);
-    let mut add = |l: usize, x: f32, code: u8| {
-        let (x, back) = (f64::from(x), f64::from(i32::from(code) - 128) * f64::from(scale));
-        residual[l] += (x - back) * (x - back);
-        norm[l] += x * x;
-        coded[l] += back * back;
-    };
-    let (xs, qs) = (f.chunks_exact(8), codes[..f.len()].chunks_exact(8));
+    // At most 127² per entry: exact in an i64 for any row.
+    let squares: i64 = codes.iter().map(|&c| i64::from((i32::from(c) - 128).pow(2))).sum();
+    let s = f64::from(scale);
+    let (mut residual, mut norm) = ([0.0f64; 8], [0.0f64; 8]);
+    // `x − q s` is exact: `q s` (a float32 times an integer below 2^7)
+    // and the difference both fit in 53 bits.
+    let (xs, qs) = (f.chunks_exact(8), codes.chunks_exact(8));
     for (l, (&x, &code)) in xs.remainder().iter().zip(qs.remainder()).enumerate() {
-        add(l, x, code);
+        let (x, code) = (f64::from(x), f64::from(i32::from(code) - 128));
+        residual[l] += (x - code * s) * (x - code * s);
+        norm[l] += x * x;
     }
     for (x, q) in xs.zip(qs) {
+        let (x, q): (&[f32; 8], &[u8; 8]) = (x.try_into().expect("8 lanes"), q.try_into().expect("8 lanes"));
+        let x: [f64; 8] = std::array::from_fn(|l| f64::from(x[l]));
+        let d: [f64; 8] = std::array::from_fn(|l| x[l] - f64::from(i32::from(q[l]) - 128) * s);
         for l in 0..8 {
-            add(l, x[l], q[l]);
+            residual[l] += d[l] * d[l];
+            norm[l] += x[l] * x[l];
         }
     }
     let total = |lanes: [f64; 8]| lanes.iter().sum::<f64>().sqrt() * (1.0 + 1e-12);
-    (scale, total(residual), total(norm).max(total(coded)))
+    let coded = s * (squares as f64).sqrt() * (1.0 + 1e-12);
+    (scale, total(residual), total(norm).max(coded))
 }
 
 /// Covers the float32 arithmetic of [`Codes::bounds`], per row (a bound
@@ -215,26 +234,32 @@ fn round_up_f32(x: f64) -> f32 {
 }
 
 type Kernel = unsafe fn(&[&[u8]], &[i8], usize, usize, &mut [i32]);
+type Quantiser = unsafe fn(&[f32], &mut [u8]) -> (f32, f64, f64);
 
-/// The body for this CPU, chosen once; the name says which.
-struct Chosen(Kernel, &'static str);
+/// The bodies for this CPU, chosen once; the name says which.
+struct Chosen {
+    dots: Kernel,
+    quantise: Quantiser,
+    name: &'static str,
+}
 
 static KERNEL: std::sync::LazyLock<Chosen> = std::sync::LazyLock::new(|| {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni") {
-            return Chosen(simd::dots_vnni, "avx512vnni");
-        }
         if std::arch::is_x86_feature_detected!("avx2") {
-            return Chosen(simd::dots_avx2, "avx2");
+            let quantise = simd::quantise_avx2;
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vnni") {
+                return Chosen { dots: simd::dots_vnni, quantise, name: "avx512vnni" };
+            }
+            return Chosen { dots: simd::dots_avx2, quantise, name: "avx2" };
         }
     }
-    Chosen(dots_plain, "portable")
+    Chosen { dots: dots_plain, quantise: quantise_plain, name: "portable" }
 });
 
 /// Which body [`Codes::bounds`] runs on this CPU.
 pub fn kernel_name() -> &'static str {
-    KERNEL.1
+    KERNEL.name
 }
 
 /// Whether this CPU multiplies bytes fast enough for the codes to beat the
@@ -287,6 +312,17 @@ mod simd {
     pub unsafe fn dots_avx2(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, out: &mut [i32]) {
         // SAFETY: the caller's promise, passed on.
         unsafe { super::dots_plain(rows, data, dim, width, out) }
+    }
+
+    /// [`super::quantise_plain`] compiled for AVX2: the same operations,
+    /// vectorised, so the same bits.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn quantise_avx2(f: &[f32], codes: &mut [u8]) -> (f32, f64, f64) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { super::quantise_plain(f, codes) }
     }
 
     /// The dots with AVX-512 VNNI: blocks of up to 4 rows by a panel of up
@@ -423,10 +459,20 @@ mod tests {
                 dots
             };
             let plain = run(dots_plain);
-            prop_assert_eq!(&run(KERNEL.0), &plain);
+            prop_assert_eq!(&run(KERNEL.dots), &plain);
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
                 prop_assert_eq!(&run(simd::dots_avx2), &plain);
+            }
+            for row in f.rows() {
+                let row = row.as_slice().unwrap();
+                let quantised = |body: Quantiser| {
+                    let mut codes = vec![0u8; codes.dim];
+                    // SAFETY: only bodies this CPU supports are passed.
+                    let summary = unsafe { body(row, &mut codes) };
+                    (codes, summary.0.to_bits(), summary.1.to_bits(), summary.2.to_bits())
+                };
+                prop_assert_eq!(quantised(KERNEL.quantise), quantised(quantise_plain));
             }
         }
     }
