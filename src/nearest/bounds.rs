@@ -17,7 +17,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::layout::permute_runs;
-use super::scan::{FullScan, full_scans};
+use super::scan::{Filter, FullScan, full_scans};
 use super::snapshot::{self, Snapshots};
 use super::{Assignment, Batch, Work};
 use crate::chunks;
@@ -157,8 +157,12 @@ impl Pruned {
         points: ArrayView2<f32>,
     ) -> Vec<(usize, f32)> {
         let mut found = Vec::with_capacity(positions.len());
+        if positions.is_empty() {
+            return found;
+        }
+        let filter = Filter::new(points);
         for chunk in positions.chunks(chunks::RESCAN) {
-            for (&i, scan) in chunk.iter().zip(full_scans(features, batch, chunk, points, self.width)) {
+            for (&i, scan) in chunk.iter().zip(full_scans(&filter, features, batch, chunk, points, self.width)) {
                 self.remember(batch.id(i), &scan);
                 found.push((scan.best, scan.similarity));
             }

@@ -29,24 +29,14 @@ pub(super) struct FullScan {
     pub candidate_bounds: [f64; CANDIDATES],
 }
 
-/// Full scans of the samples at batch `positions`, remembering candidates.
+/// Full scans of the samples at batch `positions`, remembering candidates,
+/// with `filter` (built from `points`).
 ///
 /// A filter gives an upper bound on every score; the points that may win,
 /// and those that may be among the best `width + 1` by exact bound, are
 /// then scored with [`dot`] (see [`refine`]). What a scan remembers is
 /// therefore a function of [`dot`]'s scores alone, whichever filter ran.
 pub(super) fn full_scans(
-    features: ArrayView2<f32>,
-    batch: &Batch,
-    positions: &[usize],
-    points: ArrayView2<f32>,
-    width: usize,
-) -> Vec<FullScan> {
-    scan_with(&Filter::new(points), features, batch, positions, points, width)
-}
-
-/// [`full_scans`] with the given filter (built from `points`).
-fn scan_with(
     filter: &Filter,
     features: ArrayView2<f32>,
     batch: &Batch,
@@ -81,14 +71,15 @@ fn scan_with(
 
 /// The points, prepared for the filter of full scans: 8-bit codes where
 /// the CPU multiplies bytes fast (AVX-512 VNNI), float32 panels elsewhere.
-/// Only the speed differs (see [`full_scans`]).
-enum Filter {
+/// Only the speed differs (see [`full_scans`]). Built once per set of
+/// points: at a budget of 12,811 quantising them takes milliseconds.
+pub(super) enum Filter {
     Codes(Columns),
     Float(Packed, f64),
 }
 
 impl Filter {
-    fn new(points: ArrayView2<f32>) -> Self {
+    pub(super) fn new(points: ArrayView2<f32>) -> Self {
         if codes_are_fast() { Filter::codes(points) } else { Filter::float(points) }
     }
 
@@ -376,7 +367,7 @@ mod tests {
             let positions: Vec<usize> = (0..90).collect();
             for width in [1, 5, 16, 32] {
                 for filter in [Filter::codes(points.view()), Filter::float(points.view())] {
-                    let scans = scan_with(&filter, features.view(), &Batch::All(90), &positions, points.view(), width);
+                    let scans = full_scans(&filter, features.view(), &Batch::All(90), &positions, points.view(), width);
                     for (i, scan) in scans.iter().enumerate() {
                         let (best, similarity, candidates, bounds, rest) =
                             literal(row(features.view(), i), points.view(), width);
