@@ -83,33 +83,29 @@ impl Codes {
     /// codes' estimate, and the true similarity lies within that of the
     /// estimate, so within twice that below the bound.
     pub fn bounds(&self, ids: &[usize], columns: &Columns, out: &mut Vec<f32>) -> (Vec<f32>, Vec<f32>) {
-        out.clear();
+        // Every entry is written below: no need to clear what is reused.
         out.resize(ids.len() * columns.width, 0.0);
         let (row_radius, column_radius) = self.radii(ids, columns);
         if columns.is_empty() {
             return (row_radius, column_radius);
         }
-        // Blocks of rows keep the integer sums small enough to stay in L1.
-        let mut dots = vec![0i32; SLAB.min(ids.len()) * columns.width];
         for ((ids, out), radii) in
             ids.chunks(SLAB).zip(out.chunks_mut(SLAB * columns.width)).zip(row_radius.chunks(SLAB))
         {
             let rows: Vec<&[u8]> = ids.iter().map(|&i| self.row(i)).collect();
-            let dots = &mut dots[..ids.len() * columns.width];
+            let row_scale: Vec<f32> = ids.iter().map(|&i| self.scale[i]).collect();
+            let scales = Scales {
+                row_scale: &row_scale,
+                row_radius: radii,
+                code_sum: &columns.code_sum,
+                column_scale: &columns.scale,
+                column_radius: &column_radius,
+            };
             // SAFETY: the kernel was chosen for this CPU; every row holds
-            // `dim` codes, `data` `dim * width`, `dots` `rows * width`, and
-            // `width` is a multiple of WIDTH.
-            unsafe { (KERNEL.dots)(&rows, &columns.data, self.dim, columns.width, dots) };
-            for (((out, dots), &i), &r) in
-                out.chunks_exact_mut(columns.width).zip(dots.chunks_exact(columns.width)).zip(ids).zip(radii)
-            {
-                let s = self.scale[i];
-                for c in 0..columns.cols {
-                    // The VNNI sum counts each of column c's codes 128 times too often.
-                    let q = dots[c] - 128 * columns.code_sum[c];
-                    out[c] = q as f32 * (s * columns.scale[c]) + (r + column_radius[c]);
-                }
-            }
+            // `dim` codes, `data` `dim * width`, `out` `rows * width`, the
+            // scales one entry per row and per column, and `width` is a
+            // multiple of WIDTH.
+            unsafe { (KERNEL.dots)(&rows, &columns.data, self.dim, columns.width, &scales, out) };
         }
         (row_radius, column_radius)
     }
@@ -233,7 +229,29 @@ fn round_up_f32(x: f64) -> f32 {
     if f64::from(y) >= x { y } else { y.next_up() }
 }
 
-type Kernel = unsafe fn(&[&[u8]], &[i8], usize, usize, &mut [i32]);
+type Kernel = unsafe fn(&[&[u8]], &[i8], usize, usize, &Scales, &mut [f32]);
+
+/// What turns row `r`'s integer sum with column `c` into a bound:
+/// `(sum − 128 · code_sum[c]) · (row_scale[r] · column_scale[c]) +
+/// (row_radius[r] + column_radius[c])`, in float32, in that order (a
+/// multiply and an add, never fused), so every body gives the same bits.
+struct Scales<'a> {
+    row_scale: &'a [f32],
+    row_radius: &'a [f32],
+    /// Per column, the sum of its codes: the VNNI sum counts each of them
+    /// 128 times too often.
+    code_sum: &'a [i32],
+    column_scale: &'a [f32],
+    column_radius: &'a [f32],
+}
+
+impl Scales<'_> {
+    #[inline(always)]
+    fn bound(&self, sum: i32, r: usize, c: usize) -> f32 {
+        let q = sum - 128 * self.code_sum[c];
+        q as f32 * (self.row_scale[r] * self.column_scale[c]) + (self.row_radius[r] + self.column_radius[c])
+    }
+}
 type Quantiser = unsafe fn(&[f32], &mut [u8]) -> (f32, f64, f64);
 
 /// The bodies for this CPU, chosen once; the name says which.
@@ -270,18 +288,22 @@ pub fn codes_are_fast() -> bool {
     kernel_name() == "avx512vnni"
 }
 
-/// The portable body: `out[r * width + c] = Σ_k rows[r][k] · column c's
-/// code k`, in 32-bit integers (exact: at most 255 · 127 · dim).
+/// The portable body: `out[r * width + c]` is the bound from
+/// `Σ_k rows[r][k] · column c's code k`, summed in 32-bit integers (exact:
+/// at most 255 · 127 · dim), through `scales`.
 ///
 /// # Safety
 /// None beyond the slice lengths, which are checked.
 #[inline(always)]
-unsafe fn dots_plain(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, out: &mut [i32]) {
+unsafe fn dots_plain(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, scales: &Scales, out: &mut [f32]) {
     assert!(data.len() >= dim * width && out.len() >= rows.len() * width);
+    assert!(scales.row_scale.len() >= rows.len() && scales.row_radius.len() >= rows.len());
+    assert!(scales.code_sum.len() >= width && scales.column_scale.len() >= width);
+    assert!(scales.column_radius.len() >= width);
     if width == 0 {
         return;
     }
-    for (row, out) in rows.iter().zip(out.chunks_exact_mut(width)) {
+    for (r, (row, out)) in rows.iter().zip(out.chunks_exact_mut(width)).enumerate() {
         let row = &row[..dim];
         for start in (0..width).step_by(PANEL) {
             let wide = (width - start).min(PANEL);
@@ -294,7 +316,9 @@ unsafe fn dots_plain(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, out:
                     }
                 }
             }
-            out[start..start + wide].copy_from_slice(&acc[..wide]);
+            for (c, &sum) in acc[..wide].iter().enumerate() {
+                out[start + c] = scales.bound(sum, r, start + c);
+            }
         }
     }
 }
@@ -303,15 +327,17 @@ unsafe fn dots_plain(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, out:
 mod simd {
     use std::arch::x86_64::*;
 
+    use super::Scales;
+
     /// [`super::dots_plain`] compiled for AVX2 (the compiler vectorises the
     /// byte products; integer sums, so the same results).
     ///
     /// # Safety
     /// The CPU must support AVX2; the slices as for the portable body.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dots_avx2(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, out: &mut [i32]) {
+    pub unsafe fn dots_avx2(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, scales: &Scales, out: &mut [f32]) {
         // SAFETY: the caller's promise, passed on.
-        unsafe { super::dots_plain(rows, data, dim, width, out) }
+        unsafe { super::dots_plain(rows, data, dim, width, scales, out) }
     }
 
     /// [`super::quantise_plain`] compiled for AVX2: the same operations,
@@ -333,8 +359,11 @@ mod simd {
     /// `dim` codes (a multiple of 4), `data` `dim * width`, `out` `rows.len()
     /// * width`, and `width` must be a multiple of 16.
     #[target_feature(enable = "avx512f,avx512vnni")]
-    pub unsafe fn dots_vnni(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, out: &mut [i32]) {
+    pub unsafe fn dots_vnni(rows: &[&[u8]], data: &[i8], dim: usize, width: usize, scales: &Scales, out: &mut [f32]) {
         assert!(data.len() >= dim * width && out.len() >= rows.len() * width);
+        assert!(scales.row_scale.len() >= rows.len() && scales.row_radius.len() >= rows.len());
+        assert!(scales.code_sum.len() >= width && scales.column_scale.len() >= width);
+        assert!(scales.column_radius.len() >= width);
         assert!(width.is_multiple_of(super::WIDTH) && dim.is_multiple_of(super::GROUP));
         assert!(rows.iter().all(|r| r.len() >= dim));
         for c in (0..width).step_by(super::PANEL) {
@@ -342,25 +371,26 @@ mod simd {
             let panel = &data[c * dim..(c + wide) * dim];
             for (r, block) in rows.chunks(super::BLOCK_ROWS).enumerate() {
                 let out = &mut out[r * super::BLOCK_ROWS * width..];
+                let at = Epilogue::new(scales, r * super::BLOCK_ROWS, block.len());
                 // SAFETY: the lengths were asserted above.
                 unsafe {
                     match (block.len(), wide / 16) {
-                        (4, 4) => block_vnni::<4, 4>(block, panel, dim, width, c, out),
-                        (4, 3) => block_vnni::<4, 3>(block, panel, dim, width, c, out),
-                        (4, 2) => block_vnni::<4, 2>(block, panel, dim, width, c, out),
-                        (4, _) => block_vnni::<4, 1>(block, panel, dim, width, c, out),
-                        (3, 4) => block_vnni::<3, 4>(block, panel, dim, width, c, out),
-                        (3, 3) => block_vnni::<3, 3>(block, panel, dim, width, c, out),
-                        (3, 2) => block_vnni::<3, 2>(block, panel, dim, width, c, out),
-                        (3, _) => block_vnni::<3, 1>(block, panel, dim, width, c, out),
-                        (2, 4) => block_vnni::<2, 4>(block, panel, dim, width, c, out),
-                        (2, 3) => block_vnni::<2, 3>(block, panel, dim, width, c, out),
-                        (2, 2) => block_vnni::<2, 2>(block, panel, dim, width, c, out),
-                        (2, _) => block_vnni::<2, 1>(block, panel, dim, width, c, out),
-                        (_, 4) => block_vnni::<1, 4>(block, panel, dim, width, c, out),
-                        (_, 3) => block_vnni::<1, 3>(block, panel, dim, width, c, out),
-                        (_, 2) => block_vnni::<1, 2>(block, panel, dim, width, c, out),
-                        _ => block_vnni::<1, 1>(block, panel, dim, width, c, out),
+                        (4, 4) => block_vnni::<4, 4>(block, panel, dim, width, c, &at, out),
+                        (4, 3) => block_vnni::<4, 3>(block, panel, dim, width, c, &at, out),
+                        (4, 2) => block_vnni::<4, 2>(block, panel, dim, width, c, &at, out),
+                        (4, _) => block_vnni::<4, 1>(block, panel, dim, width, c, &at, out),
+                        (3, 4) => block_vnni::<3, 4>(block, panel, dim, width, c, &at, out),
+                        (3, 3) => block_vnni::<3, 3>(block, panel, dim, width, c, &at, out),
+                        (3, 2) => block_vnni::<3, 2>(block, panel, dim, width, c, &at, out),
+                        (3, _) => block_vnni::<3, 1>(block, panel, dim, width, c, &at, out),
+                        (2, 4) => block_vnni::<2, 4>(block, panel, dim, width, c, &at, out),
+                        (2, 3) => block_vnni::<2, 3>(block, panel, dim, width, c, &at, out),
+                        (2, 2) => block_vnni::<2, 2>(block, panel, dim, width, c, &at, out),
+                        (2, _) => block_vnni::<2, 1>(block, panel, dim, width, c, &at, out),
+                        (_, 4) => block_vnni::<1, 4>(block, panel, dim, width, c, &at, out),
+                        (_, 3) => block_vnni::<1, 3>(block, panel, dim, width, c, &at, out),
+                        (_, 2) => block_vnni::<1, 2>(block, panel, dim, width, c, &at, out),
+                        _ => block_vnni::<1, 1>(block, panel, dim, width, c, &at, out),
                     }
                 }
             }
@@ -381,7 +411,8 @@ mod simd {
         dim: usize,
         width: usize,
         c: usize,
-        out: &mut [i32],
+        at: &Epilogue,
+        out: &mut [f32],
     ) {
         let mut acc = [[_mm512_setzero_si512(); V]; R];
         let p = panel.as_ptr();
@@ -402,8 +433,42 @@ mod simd {
         }
         for (i, acc_row) in acc.iter().enumerate() {
             for (v, acc) in acc_row.iter().enumerate() {
-                // SAFETY: as above.
-                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(i * width + c + 16 * v).cast(), *acc) };
+                let column = c + 16 * v;
+                // SAFETY: as above; the scales hold `width` columns and the
+                // block's rows (asserted by the caller).
+                unsafe {
+                    let code_sum = _mm512_loadu_si512(at.code_sum.as_ptr().add(column).cast());
+                    let q = _mm512_sub_epi32(*acc, _mm512_slli_epi32::<7>(code_sum));
+                    let column_scale = _mm512_loadu_ps(at.column_scale.as_ptr().add(column));
+                    let scale = _mm512_mul_ps(_mm512_set1_ps(at.row_scale[i]), column_scale);
+                    let column_radius = _mm512_loadu_ps(at.column_radius.as_ptr().add(column));
+                    let radius = _mm512_add_ps(_mm512_set1_ps(at.row_radius[i]), column_radius);
+                    let bound = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q), scale), radius);
+                    _mm512_storeu_ps(out.as_mut_ptr().add(i * width + column), bound);
+                }
+            }
+        }
+    }
+
+    /// A block's view of the [`Scales`](super::Scales): its rows' scale and
+    /// radius, and every column's.
+    struct Epilogue<'a> {
+        row_scale: [f32; super::BLOCK_ROWS],
+        row_radius: [f32; super::BLOCK_ROWS],
+        code_sum: &'a [i32],
+        column_scale: &'a [f32],
+        column_radius: &'a [f32],
+    }
+
+    impl<'a> Epilogue<'a> {
+        fn new(scales: &super::Scales<'a>, first: usize, rows: usize) -> Self {
+            let row = |v: &[f32], i: usize| if i < rows { v[first + i] } else { 0.0 };
+            Epilogue {
+                row_scale: std::array::from_fn(|i| row(scales.row_scale, i)),
+                row_radius: std::array::from_fn(|i| row(scales.row_radius, i)),
+                code_sum: scales.code_sum,
+                column_scale: scales.column_scale,
+                column_radius: scales.column_radius,
             }
         }
     }
@@ -452,13 +517,23 @@ mod tests {
                 }
             }
             let picked: Vec<&[u8]> = rows.iter().map(|&i| codes.row(i)).collect();
+            let row_scale: Vec<f32> = rows.iter().map(|&i| codes.scale[i]).collect();
+            let scales = Scales {
+                row_scale: &row_scale,
+                row_radius: &row_radius,
+                code_sum: &columns.code_sum,
+                column_scale: &columns.scale,
+                column_radius: &column_radius,
+            };
             let run = |kernel: Kernel| {
-                let mut dots = vec![0i32; n * columns.width];
+                let mut bounds = vec![0f32; n * columns.width];
                 // SAFETY: only kernels this CPU supports are passed; lengths as documented.
-                unsafe { kernel(&picked, &columns.data, codes.dim, columns.width, &mut dots) };
-                dots
+                unsafe { kernel(&picked, &columns.data, codes.dim, columns.width, &scales, &mut bounds) };
+                bounds.iter().map(|b| b.to_bits()).collect::<Vec<_>>()
             };
             let plain = run(dots_plain);
+            // The chosen kernel, through `bounds` and directly, and the AVX2 body.
+            prop_assert_eq!(&out.iter().map(|b| b.to_bits()).collect::<Vec<_>>(), &plain);
             prop_assert_eq!(&run(KERNEL.dots), &plain);
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {

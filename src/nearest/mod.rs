@@ -10,6 +10,7 @@
 //! - `bounds`: per-sample candidate points and upper bounds (`Pruned`), which
 //!   give the dense answer without an n × k product per iteration;
 //! - `scan`: full scans of samples against every point, in tiles;
+//! - `sweeps`: a full scan's passes over one sample's row of bounds;
 //! - `snapshot`: snapshots of the points, for the bound on the non-candidates;
 //! - `layout`: the pool's order in memory, grouped by nearest point;
 //! - `visit`: one pass over a batch, each sample with its exact winner;
@@ -26,6 +27,7 @@ mod mapping;
 mod scan;
 mod snapshot;
 mod spread;
+mod sweeps;
 mod visit;
 
 use ndarray::{Array2, ArrayView2};

@@ -5,13 +5,12 @@ use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
 use super::Batch;
+use super::sweeps::{gather, top_and_kth};
 use crate::chunks;
 use crate::linalg::{Codes, Columns, Packed, codes_are_fast, dot, dot_error_bound, round_up, row};
 
 /// Candidate points remembered per sample, at most (see [`super::bounds::candidate_width`]).
 pub const CANDIDATES: usize = 32;
-/// Interleaved stripes whose maxima give a score that a row's best few reach.
-const STRIPES: usize = 64;
 
 /// What a full scan of one sample against every point finds.
 pub(super) struct FullScan {
@@ -151,16 +150,11 @@ fn refine(
     let reach = f64::from(top) - spread - 2.0 * error;
     // At least `keep` points have a true score above `kth - spread`, so the
     // final cut is above it too: nothing below both is ever wanted.
-    let gather = reach.min(f64::from(kth) - spread - MARGIN * error);
+    let lowest = reach.min(f64::from(kth) - spread - MARGIN * error);
     list.clear();
-    // A float32 at or below `gather`, so no wanted point is left out.
-    let floor = -round_up(-gather);
-    for (b, block) in upper.chunks(16).enumerate() {
-        if block.iter().fold(false, |any, &u| any | (u >= floor)) {
-            let start = b * 16;
-            list.extend(block.iter().enumerate().filter(|&(_, &u)| u >= floor).map(|(j, &u)| (u, (start + j) as u32)));
-        }
-    }
+    // A float32 at or below `lowest`, so no wanted point is left out.
+    let floor = -round_up(-lowest);
+    gather(upper, floor, list);
     let mut state = Refinement { reach, error, kept: Vec::new(), keep, best: None, scored: Vec::new() };
     // First the points at least `keep` bounds reach (nearly all of them are
     // wanted), then, in one more pass, those the cut they set still wants:
@@ -262,23 +256,6 @@ fn ranked(scored: &mut Vec<(f32, u32)>, best: usize, width: usize) -> ([u32; CAN
     (top, scored.get(width).map(|&(b, _)| b))
 }
 
-/// The largest of `scores`, and a score at least `keep` of them reach
-/// (minus infinity when there are fewer): the stripes' bound on long rows,
-/// the exact `keep`-th largest on short ones.
-fn top_and_kth(scores: &[f32], keep: usize) -> (f32, f32) {
-    if scores.len() < keep {
-        return (scores.iter().fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m }), f32::NEG_INFINITY);
-    }
-    if keep <= STRIPES && scores.len() >= 2 * STRIPES {
-        let mut maxima = stripe_maxima(scores);
-        let top = maxima.iter().fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m });
-        return (top, *maxima.select_nth_unstable_by(keep - 1, |a, b| b.total_cmp(a)).1);
-    }
-    let mut copy = scores.to_vec();
-    copy.sort_unstable_by(|a, b| b.total_cmp(a));
-    (copy[0], copy[keep - 1])
-}
-
 /// Scores the samples at batch `positions` against every point with a
 /// float32 product, in tiles, and hands each sample's filter scores and an
 /// exact scorer (`dot` with point `j`) to `per_sample`. Score tiles are
@@ -311,21 +288,6 @@ pub(super) fn scan<R: Send>(
         })
         .collect();
     chunks.into_iter().flatten().collect()
-}
-
-/// The maximum of each of [`STRIPES`] interleaved stripes of `scores`.
-fn stripe_maxima(scores: &[f32]) -> [f32; STRIPES] {
-    let mut maxima = [f32::NEG_INFINITY; STRIPES];
-    let rows = scores.chunks_exact(STRIPES);
-    for (m, &s) in maxima.iter_mut().zip(rows.remainder()) {
-        *m = s;
-    }
-    for row in rows {
-        for (m, &s) in maxima.iter_mut().zip(row) {
-            *m = if s > *m { s } else { *m };
-        }
-    }
-    maxima
 }
 
 #[cfg(test)]
@@ -379,24 +341,6 @@ mod tests {
                         assert_eq!(&scan.candidate_bounds[..shown], &bounds[..], "{what}");
                         assert_eq!(scan.rest_bound, rest, "{what}");
                     }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn top_and_kth_bound_the_kth_largest_from_below() {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-        for len in [1, 7, 127, 128, 500, 1300] {
-            let row: Vec<f32> = (0..len).map(|_| rand::RngExt::random_range(&mut rng, 0..50) as f32).collect();
-            let mut sorted = row.clone();
-            sorted.sort_by(|a, b| b.total_cmp(a));
-            for keep in [1, 17, 33] {
-                let (top, kth) = top_and_kth(&row, keep);
-                assert_eq!(top, sorted[0]);
-                match sorted.get(keep - 1) {
-                    None => assert_eq!(kth, f32::NEG_INFINITY),
-                    Some(&exact) => assert!(kth <= exact && row.iter().filter(|&&s| s >= kth).count() >= keep),
                 }
             }
         }
