@@ -64,7 +64,7 @@ impl Packed {
     /// allocation per tile.
     pub fn product_padded(&self, rows: ArrayView2<f32>, wide: &mut Vec<f32>) {
         assert_eq!(rows.ncols(), self.dim, "rows and columns differ in length");
-        wide.clear();
+        // The kernels write every entry: what is reused needs no clearing.
         wide.resize(rows.nrows() * self.width, 0.0);
         // The kernels count rows as `out.len() / width`: no columns, nothing to do.
         if self.is_empty() {
