@@ -246,12 +246,18 @@ struct Scales<'a> {
 }
 
 impl Scales<'_> {
+    /// The same scales with row `first` as row 0.
+    fn rows_from(&self, first: usize) -> Self {
+        Scales { row_scale: &self.row_scale[first..], row_radius: &self.row_radius[first..], ..*self }
+    }
+
     #[inline(always)]
     fn bound(&self, sum: i32, r: usize, c: usize) -> f32 {
         let q = sum - 128 * self.code_sum[c];
         q as f32 * (self.row_scale[r] * self.column_scale[c]) + (self.row_radius[r] + self.column_radius[c])
     }
 }
+
 type Quantiser = unsafe fn(&[f32], &mut [u8]) -> (f32, f64, f64);
 
 /// The bodies for this CPU, chosen once; the name says which.
@@ -371,26 +377,26 @@ mod simd {
             let panel = &data[c * dim..(c + wide) * dim];
             for (r, block) in rows.chunks(super::BLOCK_ROWS).enumerate() {
                 let out = &mut out[r * super::BLOCK_ROWS * width..];
-                let at = Epilogue::new(scales, r * super::BLOCK_ROWS, block.len());
+                let scales = scales.rows_from(r * super::BLOCK_ROWS);
                 // SAFETY: the lengths were asserted above.
                 unsafe {
                     match (block.len(), wide / 16) {
-                        (4, 4) => block_vnni::<4, 4>(block, panel, dim, width, c, &at, out),
-                        (4, 3) => block_vnni::<4, 3>(block, panel, dim, width, c, &at, out),
-                        (4, 2) => block_vnni::<4, 2>(block, panel, dim, width, c, &at, out),
-                        (4, _) => block_vnni::<4, 1>(block, panel, dim, width, c, &at, out),
-                        (3, 4) => block_vnni::<3, 4>(block, panel, dim, width, c, &at, out),
-                        (3, 3) => block_vnni::<3, 3>(block, panel, dim, width, c, &at, out),
-                        (3, 2) => block_vnni::<3, 2>(block, panel, dim, width, c, &at, out),
-                        (3, _) => block_vnni::<3, 1>(block, panel, dim, width, c, &at, out),
-                        (2, 4) => block_vnni::<2, 4>(block, panel, dim, width, c, &at, out),
-                        (2, 3) => block_vnni::<2, 3>(block, panel, dim, width, c, &at, out),
-                        (2, 2) => block_vnni::<2, 2>(block, panel, dim, width, c, &at, out),
-                        (2, _) => block_vnni::<2, 1>(block, panel, dim, width, c, &at, out),
-                        (_, 4) => block_vnni::<1, 4>(block, panel, dim, width, c, &at, out),
-                        (_, 3) => block_vnni::<1, 3>(block, panel, dim, width, c, &at, out),
-                        (_, 2) => block_vnni::<1, 2>(block, panel, dim, width, c, &at, out),
-                        _ => block_vnni::<1, 1>(block, panel, dim, width, c, &at, out),
+                        (4, 4) => block_vnni::<4, 4>(block, panel, dim, width, c, &scales, out),
+                        (4, 3) => block_vnni::<4, 3>(block, panel, dim, width, c, &scales, out),
+                        (4, 2) => block_vnni::<4, 2>(block, panel, dim, width, c, &scales, out),
+                        (4, _) => block_vnni::<4, 1>(block, panel, dim, width, c, &scales, out),
+                        (3, 4) => block_vnni::<3, 4>(block, panel, dim, width, c, &scales, out),
+                        (3, 3) => block_vnni::<3, 3>(block, panel, dim, width, c, &scales, out),
+                        (3, 2) => block_vnni::<3, 2>(block, panel, dim, width, c, &scales, out),
+                        (3, _) => block_vnni::<3, 1>(block, panel, dim, width, c, &scales, out),
+                        (2, 4) => block_vnni::<2, 4>(block, panel, dim, width, c, &scales, out),
+                        (2, 3) => block_vnni::<2, 3>(block, panel, dim, width, c, &scales, out),
+                        (2, 2) => block_vnni::<2, 2>(block, panel, dim, width, c, &scales, out),
+                        (2, _) => block_vnni::<2, 1>(block, panel, dim, width, c, &scales, out),
+                        (_, 4) => block_vnni::<1, 4>(block, panel, dim, width, c, &scales, out),
+                        (_, 3) => block_vnni::<1, 3>(block, panel, dim, width, c, &scales, out),
+                        (_, 2) => block_vnni::<1, 2>(block, panel, dim, width, c, &scales, out),
+                        _ => block_vnni::<1, 1>(block, panel, dim, width, c, &scales, out),
                     }
                 }
             }
@@ -411,7 +417,7 @@ mod simd {
         dim: usize,
         width: usize,
         c: usize,
-        at: &Epilogue,
+        scales: &Scales,
         out: &mut [f32],
     ) {
         let mut acc = [[_mm512_setzero_si512(); V]; R];
@@ -434,41 +440,18 @@ mod simd {
         for (i, acc_row) in acc.iter().enumerate() {
             for (v, acc) in acc_row.iter().enumerate() {
                 let column = c + 16 * v;
-                // SAFETY: as above; the scales hold `width` columns and the
-                // block's rows (asserted by the caller).
+                // SAFETY: as above; the scales hold `width` columns and every
+                // row (asserted by the caller).
                 unsafe {
-                    let code_sum = _mm512_loadu_si512(at.code_sum.as_ptr().add(column).cast());
+                    let code_sum = _mm512_loadu_si512(scales.code_sum.as_ptr().add(column).cast());
                     let q = _mm512_sub_epi32(*acc, _mm512_slli_epi32::<7>(code_sum));
-                    let column_scale = _mm512_loadu_ps(at.column_scale.as_ptr().add(column));
-                    let scale = _mm512_mul_ps(_mm512_set1_ps(at.row_scale[i]), column_scale);
-                    let column_radius = _mm512_loadu_ps(at.column_radius.as_ptr().add(column));
-                    let radius = _mm512_add_ps(_mm512_set1_ps(at.row_radius[i]), column_radius);
+                    let column_scale = _mm512_loadu_ps(scales.column_scale.as_ptr().add(column));
+                    let scale = _mm512_mul_ps(_mm512_set1_ps(scales.row_scale[i]), column_scale);
+                    let column_radius = _mm512_loadu_ps(scales.column_radius.as_ptr().add(column));
+                    let radius = _mm512_add_ps(_mm512_set1_ps(scales.row_radius[i]), column_radius);
                     let bound = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(q), scale), radius);
                     _mm512_storeu_ps(out.as_mut_ptr().add(i * width + column), bound);
                 }
-            }
-        }
-    }
-
-    /// A block's view of the [`Scales`](super::Scales): its rows' scale and
-    /// radius, and every column's.
-    struct Epilogue<'a> {
-        row_scale: [f32; super::BLOCK_ROWS],
-        row_radius: [f32; super::BLOCK_ROWS],
-        code_sum: &'a [i32],
-        column_scale: &'a [f32],
-        column_radius: &'a [f32],
-    }
-
-    impl<'a> Epilogue<'a> {
-        fn new(scales: &super::Scales<'a>, first: usize, rows: usize) -> Self {
-            let row = |v: &[f32], i: usize| if i < rows { v[first + i] } else { 0.0 };
-            Epilogue {
-                row_scale: std::array::from_fn(|i| row(scales.row_scale, i)),
-                row_radius: std::array::from_fn(|i| row(scales.row_radius, i)),
-                code_sum: scales.code_sum,
-                column_scale: scales.column_scale,
-                column_radius: scales.column_radius,
             }
         }
     }
