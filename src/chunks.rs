@@ -27,7 +27,7 @@ pub const SWEEP: usize = 4096;
 pub const MAP: usize = 2048;
 /// Points per task, at least, in per-point passes (the points' movement, the
 /// gradient's last step): below that, waking a second thread costs more
-/// than the work (memory only, not part of the output).
+/// than the work (speed only, not part of the output).
 pub const FEW_ROWS: usize = 64;
 
 /// The sum of `terms`, in [`SUM`]-sized chunks combined in order.

@@ -132,7 +132,6 @@ pub fn movements(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Vec<f64> {
     a.outer_iter()
         .into_par_iter()
         .zip(b.outer_iter())
-        // A few points are not worth waking the other threads for.
         .with_min_len(crate::chunks::FEW_ROWS)
         .map(|(x, y)| squared_distance(x.as_slice().expect("contiguous rows"), y.as_slice().expect("contiguous rows")))
         .map(|squared| squared.sqrt() * (1.0 + 1e-6))

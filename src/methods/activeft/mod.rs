@@ -220,7 +220,6 @@ fn evaluate_part(
     let mut gradient = Array2::<f64>::zeros((points.free, dim));
     let learnable = sums.into_iter().take(points.free).collect::<Vec<_>>();
     let rows = gradient.axis_iter_mut(Axis(0)).into_par_iter().zip(learnable).enumerate();
-    // A few rows are not worth waking the other threads for.
     rows.with_min_len(crate::chunks::FEW_ROWS).for_each(|(point, (mut g, sums))| {
         g.as_slice_mut().expect("gradient rows are contiguous").copy_from_slice(&sums.acc);
         finish_gradient(g, sums.weight, point, term, points, scale);
