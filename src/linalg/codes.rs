@@ -21,7 +21,8 @@ const GROUP: usize = 4;
 const WIDTH: usize = 16;
 /// Columns per panel: four registers (the last panel may be narrower).
 const PANEL: usize = 64;
-/// Rows converted at a time by [`Codes::bounds`].
+/// Rows per kernel call in [`Codes::bounds`]: each panel of columns is
+/// read once for them all.
 const SLAB: usize = 64;
 /// Rows per block of the AVX-512 body (16 accumulators).
 const BLOCK_ROWS: usize = 4;
@@ -73,12 +74,13 @@ impl Codes {
         for (c, &j) in ids.iter().enumerate() {
             (scale[c], residual[c]) = (self.scale[j], self.residual[j]);
         }
-        Columns { data, code_sum, scale, residual, largest: self.largest, cols: ids.len(), width }
+        Columns { data, code_sum, scale, residual, largest: self.largest, width }
     }
 
     /// Upper bounds on the similarities of the rows `ids` to `columns`,
     /// into `out` (resized to `ids.len()` × [`Columns::stride`]; row `r`'s
-    /// bounds are `out[r * stride..][..cols]`), and the radii of the rows
+    /// bounds start at `out[r * stride]`, one per column, and the padding
+    /// after them holds finite values to ignore), and the radii of the rows
     /// and of the columns: each bound is `radius_r + radius_c` above the
     /// codes' estimate, and the true similarity lies within that of the
     /// estimate, so within twice that below the bound.
@@ -133,14 +135,14 @@ pub struct Columns {
     scale: Vec<f32>,
     residual: Vec<f64>,
     largest: f64,
-    cols: usize,
     width: usize,
 }
 
 impl Columns {
     /// Whether there are no columns.
     pub fn is_empty(&self) -> bool {
-        self.cols == 0
+        // The width is the column count rounded up to a multiple of 16.
+        self.width == 0
     }
 
     /// The row stride of [`Codes::bounds`]' output: the column count rounded

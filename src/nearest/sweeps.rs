@@ -7,7 +7,7 @@
 //! round nothing).
 
 /// Interleaved stripes whose maxima give a score that a row's best few reach.
-pub const STRIPES: usize = 64;
+const STRIPES: usize = 64;
 /// Bounds compared at a time by [`gather`]: a bit mask per block.
 const BLOCK: usize = 16;
 
