@@ -50,6 +50,10 @@ pub(super) fn full_scans(
         .map_init(
             || (Vec::<f32>::new(), Vec::new()),
             |(upper, list), chunk| {
+                if let Filter::Exact = filter {
+                    let exact = |&i: &usize| score_every_point(row(features, batch.id(i)), points, error, width, list);
+                    return chunk.iter().map(exact).collect();
+                }
                 let ids: Vec<usize> = chunk.iter().map(|&i| batch.id(i)).collect();
                 let rows = features.select(Axis(0), &ids);
                 let spreads = filter.upper_bounds(rows.view(), upper);
@@ -69,17 +73,30 @@ pub(super) fn full_scans(
 }
 
 /// The points, prepared for the filter of full scans: 8-bit codes where
-/// the CPU multiplies bytes fast (AVX-512 VNNI), float32 panels elsewhere.
-/// Only the speed differs (see [`full_scans`]). Built once per set of
-/// points: at a budget of 12,811 quantising them takes milliseconds.
+/// the CPU multiplies bytes fast (AVX-512 VNNI), float32 panels elsewhere,
+/// and no filter at all for a few points. Only the speed differs (see
+/// [`full_scans`]). Built once per set of points: at a budget of 12,811
+/// quantising them takes milliseconds.
 pub(super) enum Filter {
     Codes(Columns),
     Float(Packed, f64),
+    /// Every point scored with [`dot`]: below [`FILTERED_FROM`] points a
+    /// filter's tiles, copies and second pass cost more than they save.
+    Exact,
 }
+
+/// The fewest points for which full scans go through a filter.
+const FILTERED_FROM: usize = 64;
 
 impl Filter {
     pub(super) fn new(points: ArrayView2<f32>) -> Self {
-        if codes_are_fast() { Filter::codes(points) } else { Filter::float(points) }
+        if points.nrows() < FILTERED_FROM {
+            Filter::Exact
+        } else if codes_are_fast() {
+            Filter::codes(points)
+        } else {
+            Filter::float(points)
+        }
     }
 
     fn codes(points: ArrayView2<f32>) -> Self {
@@ -94,6 +111,7 @@ impl Filter {
         match self {
             Filter::Codes(columns) => columns.stride(),
             Filter::Float(packed, _) => packed.stride(),
+            Filter::Exact => unreachable!("an exact scan has no filter scores"),
         }
     }
 
@@ -119,7 +137,41 @@ impl Filter {
                 }
                 vec![2.0 * f64::from(added) + HALF_ULP; rows.nrows()]
             }
+            Filter::Exact => unreachable!("an exact scan has no filter scores"),
         }
+    }
+}
+
+/// One sample's full scan with every point scored by [`dot`]: the literal
+/// definition that [`refine`] reproduces from a filter.
+fn score_every_point(
+    f: &[f32],
+    points: ArrayView2<f32>,
+    error: f64,
+    width: usize,
+    scored: &mut Vec<(f32, u32)>,
+) -> FullScan {
+    scored.clear();
+    let mut best = (0, f32::NEG_INFINITY);
+    for j in 0..points.nrows() {
+        let s = dot(f, row(points, j));
+        if s > best.1 || j == 0 {
+            best = (j, s);
+        }
+        scored.push((round_up(f64::from(s) + error), j as u32));
+    }
+    let (candidates, rest) = ranked(scored, best.0, width);
+    // `ranked` leaves the candidates first in `scored`, in their order.
+    let mut candidate_bounds = [f64::NEG_INFINITY; CANDIDATES];
+    for (b, &(bound, _)) in candidate_bounds.iter_mut().zip(&scored[..scored.len().min(width)]) {
+        *b = f64::from(bound);
+    }
+    FullScan {
+        best: best.0,
+        similarity: best.1,
+        candidate_bounds,
+        candidates,
+        rest_bound: rest.map_or(f64::NEG_INFINITY, f64::from),
     }
 }
 
@@ -315,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn full_scans_equal_a_literal_scan_with_either_filter() {
+    fn full_scans_equal_a_literal_scan_with_every_filter() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(21);
         // Coarse grids give duplicate points and exact ties; k from one point
         // to more than the stripes cover.
@@ -328,7 +380,7 @@ mod tests {
             let points = unit_rows(k, d, &mut rng, grid);
             let positions: Vec<usize> = (0..90).collect();
             for width in [1, 5, 16, 32] {
-                for filter in [Filter::codes(points.view()), Filter::float(points.view())] {
+                for filter in [Filter::codes(points.view()), Filter::float(points.view()), Filter::Exact] {
                     let scans = full_scans(&filter, features.view(), &Batch::All(90), &positions, points.view(), width);
                     for (i, scan) in scans.iter().enumerate() {
                         let (best, similarity, candidates, bounds, rest) =
