@@ -216,7 +216,12 @@ pub fn dense(features: ArrayView2<f32>, batch: &Batch, points: ArrayView2<f32>) 
 
 /// Batch positions assigned to each point, ascending (a counting sort).
 pub fn group_by_point(point_of: &[usize], k: usize) -> Vec<Vec<usize>> {
-    let mut members = vec![Vec::new(); k];
+    // Counted first, so no list grows by reallocation on the way.
+    let mut counts = vec![0; k];
+    for &p in point_of {
+        counts[p] += 1;
+    }
+    let mut members: Vec<Vec<usize>> = counts.into_iter().map(Vec::with_capacity).collect();
     for (i, &p) in point_of.iter().enumerate() {
         members[p].push(i);
     }
