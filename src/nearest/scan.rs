@@ -160,19 +160,7 @@ fn score_every_point(
         }
         scored.push((round_up(f64::from(s) + error), j as u32));
     }
-    let (candidates, rest) = ranked(scored, best.0, width);
-    // `ranked` leaves the candidates first in `scored`, in their order.
-    let mut candidate_bounds = [f64::NEG_INFINITY; CANDIDATES];
-    for (b, &(bound, _)) in candidate_bounds.iter_mut().zip(&scored[..scored.len().min(width)]) {
-        *b = f64::from(bound);
-    }
-    FullScan {
-        best: best.0,
-        similarity: best.1,
-        candidate_bounds,
-        candidates,
-        rest_bound: rest.map_or(f64::NEG_INFINITY, f64::from),
-    }
+    full_scan(best, scored, width)
 }
 
 /// Half an ulp of a float32 below 4, rounded up.
@@ -224,15 +212,21 @@ fn refine(
             state.keep(bound);
         }
     }
-    let (best, similarity) = state.best.expect("the leader's bound reaches the floor");
-    let (candidates, rest) = ranked(&mut state.scored, best, width);
-    FullScan {
-        best,
-        similarity,
-        candidate_bounds: candidates.map(|j| upper.get(j as usize).map_or(f64::NEG_INFINITY, |&b| f64::from(b))),
-        candidates,
-        rest_bound: rest.map_or(f64::NEG_INFINITY, f64::from),
+    let best = state.best.expect("the leader's bound reaches the floor");
+    full_scan(best, &mut state.scored, width)
+}
+
+/// What a scan remembers, from its winner and every point it scored with
+/// its exact bound: the `width` best bounds as [`ranked`] orders them, and
+/// the next bound as the bound on the rest.
+fn full_scan((best, similarity): (usize, f32), scored: &mut Vec<(f32, u32)>, width: usize) -> FullScan {
+    let (candidates, rest) = ranked(scored, best, width);
+    // `ranked` leaves the candidates first in `scored`, in their order.
+    let mut candidate_bounds = [f64::NEG_INFINITY; CANDIDATES];
+    for (b, &(bound, _)) in candidate_bounds.iter_mut().zip(&scored[..scored.len().min(width)]) {
+        *b = f64::from(bound);
     }
+    FullScan { best, similarity, candidate_bounds, candidates, rest_bound: rest.map_or(f64::NEG_INFINITY, f64::from) }
 }
 
 /// A point whose upper bound is this many [`dot`] errors below the cut
