@@ -5,7 +5,7 @@ use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
 use super::Batch;
-use super::sweeps::{gather, top_and_kth};
+use super::sweeps::{ascending_value, descending, gather, top_and_kth};
 use crate::chunks;
 use crate::linalg::{Codes, Columns, Packed, codes_are_fast, dot, dot_error_bound, round_up, row};
 
@@ -48,10 +48,12 @@ pub(super) fn full_scans(
     let chunks: Vec<Vec<FullScan>> = positions
         .par_chunks(chunks::SCAN)
         .map_init(
-            || (Vec::<f32>::new(), Vec::new()),
-            |(upper, list), chunk| {
+            || (Vec::<f32>::new(), Lists::default()),
+            |(upper, lists), chunk| {
                 if let Filter::Exact = filter {
-                    let exact = |&i: &usize| score_every_point(row(features, batch.id(i)), points, error, width, list);
+                    let exact = |&i: &usize| {
+                        score_every_point(row(features, batch.id(i)), points, error, width, &mut lists.scored)
+                    };
                     return chunk.iter().map(exact).collect();
                 }
                 let ids: Vec<usize> = chunk.iter().map(|&i| batch.id(i)).collect();
@@ -63,7 +65,7 @@ pub(super) fn full_scans(
                     .enumerate()
                     .map(|(r, (padded, spread))| {
                         let f = row(rows.view(), r);
-                        refine(&mut padded[..k], spread, error, width, list, |j| dot(f, row(points, j)))
+                        refine(&mut padded[..k], spread, error, width, lists, |j| dot(f, row(points, j)))
                     })
                     .collect()
             },
@@ -144,13 +146,7 @@ impl Filter {
 
 /// One sample's full scan with every point scored by [`dot`]: the literal
 /// definition that [`refine`] reproduces from a filter.
-fn score_every_point(
-    f: &[f32],
-    points: ArrayView2<f32>,
-    error: f64,
-    width: usize,
-    scored: &mut Vec<(f32, u32)>,
-) -> FullScan {
+fn score_every_point(f: &[f32], points: ArrayView2<f32>, error: f64, width: usize, scored: &mut Vec<u64>) -> FullScan {
     scored.clear();
     let mut best = (0, f32::NEG_INFINITY);
     for j in 0..points.nrows() {
@@ -158,7 +154,7 @@ fn score_every_point(
         if s > best.1 || j == 0 {
             best = (j, s);
         }
-        scored.push((round_up(f64::from(s) + error), j as u32));
+        scored.push(rank_key(round_up(f64::from(s) + error), j));
     }
     full_scan(best, scored, width)
 }
@@ -182,7 +178,7 @@ fn refine(
     spread: f64,
     error: f64,
     width: usize,
-    list: &mut Vec<(f32, u32)>,
+    lists: &mut Lists,
     exact: impl Fn(usize) -> f32,
 ) -> FullScan {
     let keep = width + 1;
@@ -191,11 +187,14 @@ fn refine(
     // At least `keep` points have a true score above `kth - spread`, so the
     // final cut is above it too: nothing below both is ever wanted.
     let lowest = reach.min(f64::from(kth) - spread - MARGIN * error);
+    let Lists { gathered: list, scored, kept } = lists;
     list.clear();
     // A float32 at or below `lowest`, so no wanted point is left out.
     let floor = -round_up(-lowest);
     gather(upper, floor, list);
-    let mut state = Refinement { reach, error, kept: Vec::new(), keep, best: None, scored: Vec::new() };
+    scored.clear();
+    kept.clear();
+    let mut state = Refinement { reach, error, kept, keep, best: None, scored };
     // First the points at least `keep` bounds reach (nearly all of them are
     // wanted), then, in one more pass, those the cut they set still wants:
     // about the points a best-first order would score, without a sort.
@@ -213,18 +212,18 @@ fn refine(
         }
     }
     let best = state.best.expect("the leader's bound reaches the floor");
-    full_scan(best, &mut state.scored, width)
+    full_scan(best, state.scored, width)
 }
 
 /// What a scan remembers, from its winner and every point it scored with
 /// its exact bound: the `width` best bounds as [`ranked`] orders them, and
 /// the next bound as the bound on the rest.
-fn full_scan((best, similarity): (usize, f32), scored: &mut Vec<(f32, u32)>, width: usize) -> FullScan {
+fn full_scan((best, similarity): (usize, f32), scored: &mut Vec<u64>, width: usize) -> FullScan {
     let (candidates, rest) = ranked(scored, best, width);
     // `ranked` leaves the candidates first in `scored`, in their order.
     let mut candidate_bounds = [f64::NEG_INFINITY; CANDIDATES];
-    for (b, &(bound, _)) in candidate_bounds.iter_mut().zip(&scored[..scored.len().min(width)]) {
-        *b = f64::from(bound);
+    for (b, &key) in candidate_bounds.iter_mut().zip(&scored[..scored.len().min(width)]) {
+        *b = f64::from(bound_of(key));
     }
     FullScan { best, similarity, candidate_bounds, candidates, rest_bound: rest.map_or(f64::NEG_INFINITY, f64::from) }
 }
@@ -234,23 +233,34 @@ fn full_scan((best, similarity): (usize, f32), scored: &mut Vec<(f32, u32)>, wid
 /// the bound, one to spare for the bound's rounding up).
 const MARGIN: f64 = 3.0;
 
-/// What [`refine`] has scored so far.
-struct Refinement {
-    reach: f64,
-    error: f64,
-    /// The best `keep` exact bounds so far, best first; filled only from
-    /// the second pass on (the first scores its points whatever the cut).
-    kept: Vec<f32>,
-    keep: usize,
-    best: Option<(usize, f32)>,
-    /// Every point scored, with its exact bound.
-    scored: Vec<(f32, u32)>,
+/// The short lists a full scan's refinement fills, kept by each worker
+/// from one sample to the next, so that a scan allocates nothing.
+#[derive(Default)]
+struct Lists {
+    /// The points whose filter bound reaches the floor, with that bound.
+    gathered: Vec<(f32, u32)>,
+    /// Every point scored, as [`rank_key`]s of its exact bound.
+    scored: Vec<u64>,
+    /// The best `keep` exact bounds so far, as [`descending`] keys, best
+    /// first; filled only from the second pass on (the first scores its
+    /// points whatever the cut).
+    kept: Vec<u32>,
 }
 
-impl Refinement {
+/// What [`refine`] has scored so far.
+struct Refinement<'a> {
+    reach: f64,
+    error: f64,
+    kept: &'a mut Vec<u32>,
+    keep: usize,
+    best: Option<(usize, f32)>,
+    scored: &'a mut Vec<u64>,
+}
+
+impl Refinement<'_> {
     /// Whether a point with this upper bound must still be scored.
     fn wants(&self, upper: f32) -> bool {
-        let cut = if self.kept.len() < self.keep { f64::NEG_INFINITY } else { f64::from(self.kept[self.keep - 1]) };
+        let cut = self.kept.get(self.keep - 1).map_or(f64::NEG_INFINITY, |&key| f64::from(ascending_value(key)));
         f64::from(upper) >= self.reach || f64::from(upper) + MARGIN * self.error >= cut
     }
 
@@ -259,7 +269,7 @@ impl Refinement {
         let s = exact(j);
         let bound = round_up(f64::from(s) + self.error);
         bounds[j] = bound;
-        self.scored.push((bound, j as u32));
+        self.scored.push(rank_key(bound, j));
         if self.best.is_none_or(|(b, bs)| s > bs || (s == bs && j < b)) {
             self.best = Some((j, s));
         }
@@ -268,38 +278,67 @@ impl Refinement {
 
     /// Sets `kept` from every point scored so far.
     fn keep_best_scored(&mut self) {
-        self.kept = self.scored.iter().map(|&(b, _)| b).collect();
-        self.kept.sort_unstable_by(|a, b| b.total_cmp(a));
+        self.kept.clear();
+        self.kept.extend(self.scored.iter().map(|&key| (key >> 32) as u32));
+        self.kept.sort_unstable();
         self.kept.truncate(self.keep);
     }
 
     /// Adds one more exact bound to `kept`.
     fn keep(&mut self, bound: f32) {
-        let at = self.kept.partition_point(|&b| b >= bound);
+        let key = descending(bound);
+        let at = self.kept.partition_point(|&k| k <= key);
         if at < self.keep {
-            self.kept.insert(at, bound);
+            self.kept.insert(at, key);
             self.kept.truncate(self.keep);
         }
     }
 }
 
-/// The `width` best of the `scored` (exact bound, point) pairs, ranked by
-/// bound, then `best` first (so it is never cut by an equal bound), then
-/// lower index, and the bound of the next one (None when there is none).
-fn ranked(scored: &mut Vec<(f32, u32)>, best: usize, width: usize) -> ([u32; CANDIDATES], Option<f32>) {
-    let order = |a: &(f32, u32), b: &(f32, u32)| {
-        b.0.total_cmp(&a.0).then((b.1 as usize == best).cmp(&(a.1 as usize == best))).then(a.1.cmp(&b.1))
-    };
+/// The `width` best of the `scored` points, ranked by exact bound, then
+/// `best` first (so it is never cut by an equal bound), then lower index,
+/// and the bound of the next one (None when there is none).
+fn ranked(scored: &mut Vec<u64>, best: usize, width: usize) -> ([u32; CANDIDATES], Option<f32>) {
+    // The winner's key takes index part 0, below every other point's `j + 1`.
+    if let Some(key) = scored.iter_mut().find(|key| **key as u32 == index_part(best)) {
+        *key &= !u64::from(u32::MAX);
+    }
     if scored.len() > width + 1 {
-        scored.select_nth_unstable_by(width, order);
+        scored.select_nth_unstable(width);
         scored.truncate(width + 1);
     }
-    scored.sort_unstable_by(order);
+    scored.sort_unstable();
     let mut top = [u32::MAX; CANDIDATES];
-    for (t, &(_, j)) in top.iter_mut().zip(&scored[..scored.len().min(width)]) {
-        *t = j;
+    for (t, &key) in top.iter_mut().zip(&scored[..scored.len().min(width)]) {
+        *t = point_of(key, best);
     }
-    (top, scored.get(width).map(|&(b, _)| b))
+    (top, scored.get(width).map(|&key| bound_of(key)))
+}
+
+/// A scored point as one integer that sorts it by exact bound (larger
+/// first), then by index: `j + 1`, so that 0 is free for the winner (see
+/// [`ranked`]). Sorting these integers is what ranking costs; comparing
+/// (bound, point) pairs took a quarter of a refinement.
+fn rank_key(bound: f32, j: usize) -> u64 {
+    (u64::from(descending(bound)) << 32) | u64::from(index_part(j))
+}
+
+/// Point `j`'s part of its [`rank_key`].
+fn index_part(j: usize) -> u32 {
+    u32::try_from(j + 1).expect("fewer than 2^32 - 1 points")
+}
+
+/// The point a [`rank_key`] stands for.
+fn point_of(key: u64, best: usize) -> u32 {
+    match key as u32 {
+        0 => best as u32,
+        j => j - 1,
+    }
+}
+
+/// The exact bound a [`rank_key`] holds.
+fn bound_of(key: u64) -> f32 {
+    ascending_value((key >> 32) as u32)
 }
 
 /// Scores the samples at batch `positions` against every point with a
@@ -358,6 +397,24 @@ mod tests {
         let rest = order.get(width).map_or(f64::NEG_INFINITY, |&j| f64::from(bounds[j]));
         let candidate_bounds = shown.iter().map(|&j| f64::from(bounds[j])).collect();
         (best, scores[best], shown.iter().map(|&j| j as u32).collect(), candidate_bounds, rest)
+    }
+
+    #[test]
+    fn rank_keys_order_as_total_cmp_and_give_back_their_parts() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut values: Vec<f32> =
+            vec![0.0, -0.0, 1.0, -1.0, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, f32::MAX, f32::MIN];
+        values.extend((0..200).map(|_| f32::from_bits(rand::RngExt::random::<u32>(&mut rng))).filter(|v| !v.is_nan()));
+        for &a in &values {
+            assert_eq!(ascending_value(descending(a)).to_bits(), a.to_bits());
+            for &b in &values {
+                assert_eq!(descending(a).cmp(&descending(b)), b.total_cmp(&a), "{a} {b}");
+            }
+            for j in [0, 1, 7, 1 << 20] {
+                let key = rank_key(a, j);
+                assert_eq!((bound_of(key).to_bits(), point_of(key, 99)), (a.to_bits(), j as u32));
+            }
+        }
     }
 
     #[test]

@@ -13,19 +13,44 @@ const BLOCK: usize = 16;
 
 /// The largest of `scores`, and a score at least `keep` of them reach
 /// (minus infinity when there are fewer): the stripes' bound on long rows,
-/// the exact `keep`-th largest on short ones.
+/// the exact `keep`-th largest on short ones. Both are found among integer
+/// keys ([`descending`]), which select faster than floats compared in total
+/// order.
 pub fn top_and_kth(scores: &[f32], keep: usize) -> (f32, f32) {
     if scores.len() < keep {
         return (scores.iter().fold(f32::NEG_INFINITY, |m, &s| larger(m, s)), f32::NEG_INFINITY);
     }
-    if keep <= STRIPES && scores.len() >= 2 * STRIPES {
-        let mut maxima = stripe_maxima(scores);
-        let top = maxima.iter().fold(f32::NEG_INFINITY, |m, &s| larger(m, s));
-        return (top, *maxima.select_nth_unstable_by(keep - 1, |a, b| b.total_cmp(a)).1);
-    }
-    let mut copy = scores.to_vec();
-    copy.sort_unstable_by(|a, b| b.total_cmp(a));
-    (copy[0], copy[keep - 1])
+    let mut short = [0u32; 2 * STRIPES];
+    let mut long = Vec::new();
+    let keys: &mut [u32] = if keep <= STRIPES && scores.len() >= 2 * STRIPES {
+        for (key, m) in short.iter_mut().zip(stripe_maxima(scores)) {
+            *key = descending(m);
+        }
+        &mut short[..STRIPES]
+    } else if scores.len() <= short.len() {
+        for (key, &s) in short.iter_mut().zip(scores) {
+            *key = descending(s);
+        }
+        &mut short[..scores.len()]
+    } else {
+        long.extend(scores.iter().map(|&s| descending(s)));
+        &mut long
+    };
+    let top = keys.iter().copied().min().expect("at least `keep` keys");
+    let kth = *keys.select_nth_unstable(keep - 1).1;
+    (ascending_value(top), ascending_value(kth))
+}
+
+/// An integer that orders floats as `total_cmp` does, larger first.
+pub(super) fn descending(x: f32) -> u32 {
+    let bits = x.to_bits();
+    !(if bits >> 31 == 1 { !bits } else { bits | 1 << 31 })
+}
+
+/// The float a [`descending`] key was made from.
+pub(super) fn ascending_value(key: u32) -> f32 {
+    let ascending = !key;
+    f32::from_bits(if ascending >> 31 == 1 { ascending & !(1 << 31) } else { !ascending })
 }
 
 /// Appends `(score, index)` to `list` for every score at or above `floor`,
