@@ -267,6 +267,34 @@ pub fn refined_argmax(
     winner
 }
 
+/// [`refined_argmax`] with every candidate eligible, over a slice: the
+/// best filter score comes from eight running maxima, which the compiler
+/// turns into vector instructions (scores are never NaN).
+pub fn refined_best(scores: &[f32], tolerance: f32, exact: impl Fn(usize) -> f32) -> (usize, f32) {
+    assert!(!scores.is_empty(), "at least one candidate");
+    let mut maxima = [f32::NEG_INFINITY; 8];
+    let lanes = scores.chunks_exact(8);
+    for (m, &s) in maxima.iter_mut().zip(lanes.remainder()) {
+        *m = s;
+    }
+    for lane in lanes {
+        for (m, &s) in maxima.iter_mut().zip(lane) {
+            *m = if s > *m { s } else { *m };
+        }
+    }
+    let top = maxima.into_iter().fold(f32::NEG_INFINITY, |m, s| if s > m { s } else { m });
+    let mut winner = (usize::MAX, f32::NEG_INFINITY);
+    for (j, &s) in scores.iter().enumerate() {
+        if s >= top - tolerance {
+            let e = exact(j);
+            if winner.0 == usize::MAX || e > winner.1 {
+                winner = (j, e);
+            }
+        }
+    }
+    winner
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,5 +379,20 @@ mod tests {
         let got = refined_argmax(filter.iter().copied(), 1e-3, |j| j == 2, |j| exact[j]);
         assert_eq!(got, Some((2, 0.9)));
         assert_eq!(refined_argmax(filter.iter().copied(), 1e-3, |_| false, |j| exact[j]), None);
+    }
+
+    proptest! {
+        #[test]
+        fn refined_best_is_refined_argmax_over_every_candidate(
+            // Small integers: many filter and exact ties, and lengths on both sides of the lanes.
+            pairs in proptest::collection::vec((0i8..6, 0i8..6), 1..40),
+            tolerance in 0u8..3,
+        ) {
+            let filter: Vec<f32> = pairs.iter().map(|p| f32::from(p.0)).collect();
+            let exact: Vec<f32> = pairs.iter().map(|p| f32::from(p.1)).collect();
+            let tolerance = f32::from(tolerance);
+            let want = refined_argmax(filter.iter().copied(), tolerance, |_| true, |j| exact[j]);
+            prop_assert_eq!(Some(refined_best(&filter, tolerance, |j| exact[j])), want);
+        }
     }
 }

@@ -33,7 +33,7 @@ mod visit;
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::Result;
-use crate::linalg::{refined_argmax, score_tolerance};
+use crate::linalg::{refined_best, score_tolerance};
 use bounds::Pruned;
 use layout::Layout;
 pub use spread::map_spread;
@@ -206,7 +206,7 @@ pub fn dense(features: ArrayView2<f32>, batch: &Batch, points: ArrayView2<f32>) 
     let positions: Vec<usize> = (0..batch.size()).collect();
     let tolerance = score_tolerance(points.ncols());
     let (point, similarity) = scan::scan(features, batch, &positions, points, |scores, exact| {
-        let (best, similarity) = refined_argmax(scores.iter().copied(), tolerance, |_| true, exact).expect("k >= 1");
+        let (best, similarity) = refined_best(scores, tolerance, exact);
         (best, f64::from(similarity))
     })
     .into_iter()

@@ -1,7 +1,7 @@
 //! Full scans: samples against every point, with a float32 product as the
 //! filter and [`dot`] for every decision, in tiles spread over the threads.
 
-use ndarray::{ArrayView2, Axis};
+use ndarray::{ArrayView2, Axis, CowArray, Ix2};
 use rayon::prelude::*;
 
 use super::Batch;
@@ -358,8 +358,7 @@ pub(super) fn scan<R: Send>(
     let chunks: Vec<Vec<R>> = positions
         .par_chunks(chunks::SCAN)
         .map_init(Vec::<f32>::new, |scores, chunk| {
-            let ids: Vec<usize> = chunk.iter().map(|&i| batch.id(i)).collect();
-            let rows = features.select(Axis(0), &ids);
+            let rows = rows_of(features, batch, chunk);
             packed.product_padded(rows.view(), scores);
             scores
                 .chunks_exact(stride)
@@ -373,6 +372,18 @@ pub(super) fn scan<R: Send>(
         })
         .collect();
     chunks.into_iter().flatten().collect()
+}
+
+/// The rows of the samples at batch `positions`: a view where they are
+/// consecutive rows of the pool (a whole pool in order), a copy otherwise.
+fn rows_of<'a>(features: ArrayView2<'a, f32>, batch: &Batch, positions: &[usize]) -> CowArray<'a, f32, Ix2> {
+    let ids: Vec<usize> = positions.iter().map(|&i| batch.id(i)).collect();
+    match (ids.first(), ids.last()) {
+        (Some(&first), Some(&last)) if last + 1 - first == ids.len() && ids.windows(2).all(|w| w[1] == w[0] + 1) => {
+            CowArray::from(features.slice_move(ndarray::s![first..=last, ..]))
+        }
+        _ => CowArray::from(features.select(Axis(0), &ids)),
+    }
 }
 
 #[cfg(test)]
