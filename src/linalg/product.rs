@@ -12,8 +12,9 @@ const WIDTH: usize = 16;
 /// Columns per panel: the widest block a kernel computes.
 const PANEL: usize = 64;
 /// The dimension is taken in stretches of this many, so the stretch of the
-/// packed columns a block reads (64 columns × 128 × 4 bytes) stays in L1.
-const DEPTH: usize = 128;
+/// packed columns a block reads (64 columns × 64 × 4 bytes, 16 KB) stays
+/// in L1 beside the rows: at 128 it filled a 32 KB L1 on its own.
+const DEPTH: usize = 64;
 
 /// The columns of a product, transposed and padded to a multiple of the
 /// register width (16 floats) so a kernel loads them whole, in panels of 64
