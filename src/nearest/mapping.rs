@@ -5,6 +5,7 @@ use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
 use super::bounds::Pruned;
+use super::sweeps::descending;
 use crate::chunks;
 use crate::linalg::{dot, gemm_nt, refined_argmax, score_tolerance};
 
@@ -66,7 +67,7 @@ pub fn greedy_map_pruned(
     // state (their bounds, as large again) goes before the lists are built.
     let (candidates, width) = pruned.into_candidates();
     let (starts, mut members) = candidate_lists(&candidates, width, count);
-    drop(candidates);
+    let scores = candidate_scores(features, points, &candidates, width, count);
     let mut lists: Vec<&mut [u32]> = Vec::with_capacity(count);
     let mut rest = &mut members[..];
     for w in starts.windows(2) {
@@ -74,15 +75,20 @@ pub fn greedy_map_pruned(
         lists.push(list);
         rest = tail;
     }
-    lists.par_iter_mut().enumerate().for_each_init(Vec::new, |scored, (p, list)| {
-        let point = points.row(p).to_slice().expect("points are contiguous");
-        scored.clear();
-        scored.extend(list.iter().map(|&i| (dot(row(i as usize), point), i)));
-        scored.sort_unstable_by(|a: &(f32, u32), b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        for (slot, &(_, i)) in list.iter_mut().zip(scored.iter()) {
-            *slot = i;
+    lists.par_iter_mut().enumerate().for_each_init(Vec::new, |keys, (p, list)| {
+        // Best score first, then lowest id: one integer per member.
+        keys.clear();
+        keys.extend(list.iter().map(|&i| {
+            let slots = i as usize * width..(i as usize + 1) * width;
+            let at = candidates[slots.clone()].iter().position(|&c| c as usize == p).expect("a listed candidate");
+            (u64::from(descending(scores[slots.start + at])) << 32) | u64::from(i)
+        }));
+        keys.sort_unstable();
+        for (slot, &key) in list.iter_mut().zip(keys.iter()) {
+            *slot = key as u32;
         }
     });
+    drop((candidates, scores));
 
     let mut picks = Vec::with_capacity(count);
     for (p, list) in lists.into_iter().enumerate() {
@@ -108,6 +114,33 @@ pub fn greedy_map_pruned(
         picks.push(i);
     }
     picks
+}
+
+/// The exact score ([`dot`]) of each sample for each of its candidates
+/// among the first `k` points, in the candidates' layout (`width` per
+/// sample; NaN for the others). Sample by sample, so each row is read once,
+/// in memory order, against points that stay in cache; point by point, the
+/// same scores cost a row fetched from memory for every one of them.
+fn candidate_scores(
+    features: ArrayView2<f32>,
+    points: ArrayView2<f32>,
+    candidates: &[u32],
+    width: usize,
+    k: usize,
+) -> Vec<f32> {
+    let mut scores = vec![f32::NAN; candidates.len()];
+    scores.par_chunks_mut(width * chunks::SUM).zip(candidates.par_chunks(width * chunks::SUM)).enumerate().for_each(
+        |(c, (scores, candidates))| {
+            for (r, (scores, candidates)) in scores.chunks_mut(width).zip(candidates.chunks(width)).enumerate() {
+                let f = features.row(c * chunks::SUM + r);
+                let f = f.as_slice().expect("features are contiguous");
+                for (s, &p) in scores.iter_mut().zip(candidates).filter(|&(_, &p)| (p as usize) < k) {
+                    *s = dot(f, points.row(p as usize).as_slice().expect("points are contiguous"));
+                }
+            }
+        },
+    );
+    scores
 }
 
 /// For each of the first `k` points, the samples that keep it as a
