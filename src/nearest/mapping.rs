@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
 use super::bounds::Pruned;
-use super::sweeps::descending;
+use super::sweeps::score_key;
 use crate::chunks;
 use crate::linalg::{dot, gemm_nt, refined_argmax, score_tolerance};
 
@@ -81,7 +81,7 @@ pub fn greedy_map_pruned(
         keys.extend(list.iter().map(|&i| {
             let slots = i as usize * width..(i as usize + 1) * width;
             let at = candidates[slots.clone()].iter().position(|&c| c as usize == p).expect("a listed candidate");
-            (u64::from(descending(scores[slots.start + at])) << 32) | u64::from(i)
+            score_key(scores[slots.start + at], i)
         }));
         keys.sort_unstable();
         for (slot, &key) in list.iter_mut().zip(keys.iter()) {

@@ -5,7 +5,7 @@ use ndarray::{ArrayView2, Axis, CowArray, Ix2};
 use rayon::prelude::*;
 
 use super::Batch;
-use super::sweeps::{ascending_value, descending, gather, top_and_kth};
+use super::sweeps::{ascending_value, descending, gather, score_key, top_and_kth};
 use crate::chunks;
 use crate::linalg::{Codes, Columns, Packed, codes_are_fast, dot, dot_error_bound, round_up, row};
 
@@ -320,7 +320,7 @@ fn ranked(scored: &mut Vec<u64>, best: usize, width: usize) -> ([u32; CANDIDATES
 /// [`ranked`]). Sorting these integers is what ranking costs; comparing
 /// (bound, point) pairs took a quarter of a refinement.
 fn rank_key(bound: f32, j: usize) -> u64 {
-    (u64::from(descending(bound)) << 32) | u64::from(index_part(j))
+    score_key(bound, index_part(j))
 }
 
 /// Point `j`'s part of its [`rank_key`].

@@ -41,6 +41,12 @@ pub fn top_and_kth(scores: &[f32], keep: usize) -> (f32, f32) {
     (ascending_value(top), ascending_value(kth))
 }
 
+/// A score and a tie-breaker as one integer: larger scores sort first,
+/// then smaller tie-breakers (sorting these is cheaper than comparing pairs).
+pub(super) fn score_key(score: f32, tie: u32) -> u64 {
+    (u64::from(descending(score)) << 32) | u64::from(tie)
+}
+
 /// An integer that orders floats as `total_cmp` does, larger first.
 pub(super) fn descending(x: f32) -> u32 {
     let bits = x.to_bits();
