@@ -379,7 +379,7 @@ pub(super) fn scan<R: Send>(
 fn rows_of<'a>(features: ArrayView2<'a, f32>, batch: &Batch, positions: &[usize]) -> CowArray<'a, f32, Ix2> {
     let ids: Vec<usize> = positions.iter().map(|&i| batch.id(i)).collect();
     match (ids.first(), ids.last()) {
-        (Some(&first), Some(&last)) if last + 1 - first == ids.len() && ids.windows(2).all(|w| w[1] == w[0] + 1) => {
+        (Some(&first), Some(&last)) if ids.windows(2).all(|w| w[1] == w[0] + 1) => {
             CowArray::from(features.slice_move(ndarray::s![first..=last, ..]))
         }
         _ => CowArray::from(features.select(Axis(0), &ids)),
