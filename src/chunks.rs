@@ -42,6 +42,28 @@ pub fn mean(terms: &[f64]) -> f64 {
     sum(terms) / terms.len() as f64
 }
 
+/// Every unordered pair of `blocks` blocks (each block with itself too), in
+/// rounds where no block appears twice, so a round's pairs run in parallel
+/// without locks and each block meets its partners in a fixed order: the
+/// circle method of round-robin tournaments, plus a first round of the
+/// blocks with themselves.
+pub fn rounds(blocks: usize) -> Vec<Vec<(usize, usize)>> {
+    let mut all = vec![(0..blocks).map(|b| (b, b)).collect::<Vec<_>>()];
+    // With an odd count, a phantom block sits out one real block per round.
+    let seats = blocks + blocks % 2;
+    for r in 0..seats.saturating_sub(1) {
+        // Seat 0 stays; the others rotate.
+        let at = |p: usize| if p == 0 { 0 } else { 1 + (p - 1 + r) % (seats - 1) };
+        let round: Vec<(usize, usize)> = (0..seats / 2)
+            .map(|p| (at(p), at(seats - 1 - p)))
+            .filter(|&(x, y)| x < blocks && y < blocks)
+            .map(|(x, y)| (x.min(y), x.max(y)))
+            .collect();
+        all.push(round);
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +80,22 @@ mod tests {
         assert_eq!(with(1), with(5));
         let serial: f64 = terms.chunks(SUM).map(|c| c.iter().sum::<f64>()).sum();
         assert_eq!(with(3), serial.to_bits());
+    }
+
+    #[test]
+    fn rounds_cover_every_pair_once_without_sharing_a_block() {
+        for blocks in 1..12 {
+            let mut seen = std::collections::BTreeSet::new();
+            for round in rounds(blocks) {
+                let mut used = vec![false; blocks];
+                for (a, b) in round {
+                    assert!(a <= b && !used[a] && !used[b], "{blocks}: block reused in a round");
+                    used[a] = true;
+                    used[b] = true;
+                    assert!(seen.insert((a, b)), "{blocks}: ({a}, {b}) twice");
+                }
+            }
+            assert_eq!(seen.len(), blocks * (blocks + 1) / 2);
+        }
     }
 }

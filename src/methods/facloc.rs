@@ -14,8 +14,9 @@
 //!
 //! The first estimate after a sample is served is a *full round*: every
 //! candidate against the whole pool, which the lazy greedy would need
-//! anyway there. On the way each sample lists its [`LISTED`] most similar
-//! candidates. Once a sample's coverage reaches the least similarity on its
+//! anyway there (similarities are symmetric, so each pair of tiles of the
+//! pool is multiplied once and read both ways). On the way each sample
+//! lists its [`LISTED`] most similar candidates. Once a sample's coverage reaches the least similarity on its
 //! list it is *resolved*: no candidate off its list can gain from it, so
 //! its part of every later gain is read from the lists instead of from its
 //! row. Within a few hundred picks most samples are resolved, and a gain
@@ -26,12 +27,14 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::ops::Range;
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
 use super::{Outcome, Round, kmeans};
+use crate::chunks::rounds;
 use crate::error::{Result, filled};
 use crate::linalg::{Packed, dot_error_bound, dot64, row};
 use crate::nearest::Work;
@@ -104,8 +107,9 @@ const LISTED: usize = 64;
 /// `beyond`, a bound on its similarity to every candidate off its list:
 /// from then on only listed candidates can gain from it.
 struct Lists {
-    /// Each sample's own list, in runs of [`TILE_ROWS`] samples.
+    /// Each sample's own list, in tiles of `tile` samples.
     forward: Vec<Nearest>,
+    tile: usize,
     /// Per sample: the least similarity on its list plus the float32
     /// error, so no candidate off the list is more similar.
     beyond: Vec<f64>,
@@ -118,8 +122,8 @@ struct Lists {
 impl Lists {
     /// The candidates sample `i` lists, with their float32 similarity.
     fn listed(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
-        let nearest = &self.forward[i / TILE_ROWS];
-        let heap = (i % TILE_ROWS) * nearest.width..(i % TILE_ROWS + 1) * nearest.width;
+        let nearest = &self.forward[i / self.tile];
+        let heap = (i % self.tile) * nearest.width..(i % self.tile + 1) * nearest.width;
         let listed = nearest.id[heap.clone()].iter().zip(&nearest.similarity[heap]);
         listed.filter(|&(&j, _)| j != u32::MAX).map(|(&j, &s)| (j as usize, s))
     }
@@ -155,14 +159,18 @@ impl Nearest {
     fn offer(&mut self, r: usize, scores: &[f32], ids: &[usize]) {
         let heap = r * self.width..(r + 1) * self.width;
         let (similarity, id) = (&mut self.similarity[heap.clone()], &mut self.id[heap]);
-        // Most rows have nothing to take once the lists fill: one pass finds out.
-        let most = scores.iter().fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m });
-        if most <= similarity[0] {
-            return;
-        }
-        for (&s, &j) in scores.iter().zip(ids) {
-            if s > similarity[0] {
-                replace_least(similarity, id, s, j as u32);
+        // Most stretches have nothing to take once the lists fill: one pass
+        // over each finds out.
+        for (scores, ids) in scores.chunks(OFFERED).zip(ids.chunks(OFFERED)) {
+            // A count, unlike a running maximum, vectorises.
+            let least = similarity[0];
+            if scores.iter().filter(|&&s| s > least).count() == 0 {
+                continue;
+            }
+            for (&s, &j) in scores.iter().zip(ids) {
+                if s > similarity[0] {
+                    replace_least(similarity, id, s, j as u32);
+                }
             }
         }
     }
@@ -172,6 +180,62 @@ impl Nearest {
         self.similarity[r * self.width]
     }
 }
+
+/// A tile of the pool in the full round: its samples' lists so far, and
+/// the estimates so far of its samples as candidates.
+struct Tile {
+    range: Range<usize>,
+    nearest: Nearest,
+    above: Above,
+}
+
+impl Tile {
+    fn new(range: Range<usize>, width: usize) -> Result<Self> {
+        Ok(Tile { nearest: Nearest::new(range.len(), width)?, above: Above::new(range.len()), range })
+    }
+}
+
+/// The candidates among consecutive samples, offered together: their ids,
+/// and which of the samples they are when some are not candidates.
+struct Offered {
+    ids: Vec<usize>,
+    at: Option<Vec<usize>>,
+}
+
+impl Offered {
+    fn new(samples: Range<usize>, candidate: &[bool]) -> Self {
+        let ids: Vec<usize> = samples.clone().filter(|&j| candidate[j]).collect();
+        let at = (ids.len() < samples.len()).then(|| ids.iter().map(|&j| j - samples.start).collect());
+        Offered { ids, at }
+    }
+
+    /// Offers the candidates to sample `r` of `nearest`, given its scores
+    /// against all the samples.
+    fn offer(&self, nearest: &mut Nearest, r: usize, scores: &[f32]) {
+        match &self.at {
+            None => nearest.offer(r, scores, &self.ids),
+            Some(at) => {
+                let kept: Vec<f32> = at.iter().map(|&a| scores[a]).collect();
+                nearest.offer(r, &kept, &self.ids);
+            }
+        }
+    }
+}
+
+/// `out` (resized) as the transpose of the first `cols` columns of the
+/// rows of `wide`, `stride` apart: row `c` of `out` is column `c`.
+fn turn(wide: &[f32], stride: usize, cols: usize, out: &mut Vec<f32>) {
+    let rows = wide.len() / stride;
+    out.resize(rows * cols, 0.0);
+    for (r, row) in wide.chunks_exact(stride).enumerate() {
+        for (c, &x) in row[..cols].iter().enumerate() {
+            out[c * rows + r] = x;
+        }
+    }
+}
+
+/// Scores [`Nearest::offer`] looks over at once for one worth taking.
+const OFFERED: usize = 32;
 
 /// Puts `(s, j)` in place of the heap's least and sifts it down.
 fn replace_least(similarity: &mut [f32], id: &mut [u32], s: f32, j: u32) {
@@ -204,6 +268,8 @@ struct Coverage<'a> {
     error: f64,
     /// How many candidates each sample lists in the full round.
     width: usize,
+    /// Samples per tile of the full round.
+    tile: usize,
     lists: Option<Lists>,
     resolved: Vec<bool>,
     /// The samples not resolved, in id order: each gain reads their rows.
@@ -223,13 +289,14 @@ struct Coverage<'a> {
 }
 
 impl<'a> Coverage<'a> {
-    fn new(features: ArrayView2<'a, f32>, width: usize) -> Self {
+    fn new(features: ArrayView2<'a, f32>, width: usize, tile: usize) -> Self {
         let n = features.nrows();
         Coverage {
             features,
             best: vec![-1.0; n],
             error: f64::from(dot_error_bound(features.ncols())),
             width,
+            tile,
             lists: None,
             resolved: vec![false; n],
             unresolved: (0..n).collect(),
@@ -313,40 +380,83 @@ impl<'a> Coverage<'a> {
 
     /// Estimates every candidate in `ids` in one pass over the pool, and on
     /// the way lists each sample's most similar candidates: the pass that
-    /// makes later gains cheap.
+    /// makes later gains cheap. Similarities are symmetric, so the pool is
+    /// cut into tiles and each pair of tiles is multiplied once and read
+    /// both ways: half the products of every sample against every
+    /// candidate. The pairs run in [`rounds`], so each tile takes its
+    /// partners' offers and sums in a fixed order, whatever the threads.
     fn full_round(&mut self, ids: &[usize]) -> Result<Vec<f64>> {
         let n = self.best.len();
         let width = self.width.min(ids.len()).max(1);
-        let mut runs: Vec<Nearest> = (0..n)
-            .step_by(TILE_ROWS)
-            .map(|start| Nearest::new(TILE_ROWS.min(n - start), width))
+        let mut candidate = vec![false; n];
+        for &j in ids {
+            candidate[j] = true;
+        }
+        let mut tiles: Vec<Option<Tile>> = (0..n)
+            .step_by(self.tile)
+            .map(|start| Tile::new(start..(start + self.tile).min(n), width).map(Some))
             .collect::<Result<_>>()?;
-        let mut estimates = Vec::with_capacity(ids.len());
-        for batch in ids.chunks(BATCH) {
-            let rows = self.features.select(Axis(0), batch);
-            let packed = (batch.len() >= FEW).then(|| Packed::new(rows.view()));
-            let parts: Vec<Above> = runs
-                .par_iter_mut()
-                .enumerate()
-                .map(|(r, nearest)| {
-                    let range = r * TILE_ROWS..(r * TILE_ROWS + TILE_ROWS).min(n);
-                    let scores = scores(self.features.slice(s![range.clone(), ..]), rows.view(), packed.as_ref());
-                    for (row, scores) in scores.rows().enumerate() {
-                        nearest.offer(row, scores, batch);
-                    }
-                    Above::of(self.best[range].iter().copied().zip(scores.rows()), self.error)
+        for round in rounds(tiles.len()) {
+            let mut pairs: Vec<(Tile, Option<Tile>)> = round
+                .iter()
+                .map(|&(a, b)| {
+                    let first = tiles[a].take().expect("a tile is in one pair per round");
+                    (first, (a != b).then(|| tiles[b].take().expect("a tile is in one pair per round")))
                 })
                 .collect();
-            let mut totals = Above::new(batch.len());
-            for part in parts {
-                totals.add(&part);
+            pairs.par_iter_mut().for_each(|(first, second)| self.pair(first, second.as_mut(), &candidate));
+            for tile in pairs.into_iter().flat_map(|(first, second)| std::iter::once(first).chain(second)) {
+                let at = tile.range.start / self.tile;
+                tiles[at] = Some(tile);
             }
-            estimates.extend(totals.bounds(self.error));
         }
+        let tiles: Vec<Tile> = tiles.into_iter().map(|t| t.expect("every tile is back")).collect();
+        let estimates = ids.iter().map(|&j| tiles[j / self.tile].above.bound(j % self.tile, self.error)).collect();
         self.estimated += ids.len() as u64;
-        self.lists = Some(self.gather(runs)?);
+        self.lists = Some(self.gather(tiles.into_iter().map(|t| t.nearest).collect())?);
         self.resolve(0..n);
         Ok(estimates)
+    }
+
+    /// One pair of tiles in the full round: the product of `first`'s rows
+    /// and `second`'s (`first`'s own when None), in strips of [`BATCH`]
+    /// columns, each read as `first`'s samples against the strip's
+    /// candidates and, turned around, as the strip's samples against
+    /// `first`'s candidates.
+    fn pair(&self, first: &mut Tile, mut second: Option<&mut Tile>, candidate: &[bool]) {
+        let rows = self.features.slice(s![first.range.clone(), ..]);
+        let columns = second.as_ref().map_or(first.range.clone(), |t| t.range.clone());
+        let own = Offered::new(first.range.clone(), candidate);
+        let (mut wide, mut turned) = (Vec::new(), Vec::new());
+        for start in columns.clone().step_by(BATCH) {
+            let strip = start..(start + BATCH).min(columns.end);
+            let packed = Packed::new(self.features.slice(s![strip.clone(), ..]));
+            packed.product_padded(rows, &mut wide);
+            let stride = packed.stride();
+            let scores = |r: usize| &wide[r * stride..r * stride + strip.len()];
+            let offered = Offered::new(strip.clone(), candidate);
+            for r in 0..rows.nrows() {
+                offered.offer(&mut first.nearest, r, scores(r));
+            }
+            let part = Above::of(
+                self.best[first.range.clone()].iter().copied().zip((0..rows.nrows()).map(scores)),
+                self.error,
+            );
+            let Some(second) = second.as_deref_mut() else {
+                first.above.add_at(start - first.range.start, &part);
+                continue;
+            };
+            second.above.add_at(start - second.range.start, &part);
+            // Read the other way: the strip's samples against `first`'s candidates.
+            let best = &self.best[strip.clone()];
+            for r in 0..rows.nrows() {
+                first.above.offer_row(r, scores(r), best, self.error);
+            }
+            turn(&wide, stride, strip.len(), &mut turned);
+            for (c, back) in turned.chunks_exact(rows.nrows()).enumerate() {
+                own.offer(&mut second.nearest, start - second.range.start + c, back);
+            }
+        }
     }
 
     /// The lists turned around: for each candidate, the samples listing it.
@@ -370,7 +480,7 @@ impl<'a> Coverage<'a> {
             for (row, (ids, sims)) in
                 nearest.id.chunks(nearest.width).zip(nearest.similarity.chunks(nearest.width)).enumerate()
             {
-                let i = r * TILE_ROWS + row;
+                let i = r * self.tile + row;
                 for (&j, &s) in ids.iter().zip(sims).filter(|&(&j, _)| j != u32::MAX) {
                     let at = &mut next[j as usize];
                     (sample[*at], similarity[*at]) = (i as u32, s);
@@ -380,7 +490,7 @@ impl<'a> Coverage<'a> {
             }
         }
         // Samples within each candidate's listers are in id order: the runs are.
-        Ok(Lists { forward: runs, beyond, start, sample, similarity })
+        Ok(Lists { forward: runs, tile: self.tile, beyond, start, sample, similarity })
     }
 
     /// Marks the samples among `ids` whose coverage has reached their bound.
@@ -556,20 +666,43 @@ impl Above {
         parts
     }
 
+    /// Adds to entry `b` the parts of samples with coverage `best` and
+    /// scores `scores` against it.
+    fn offer_row(&mut self, b: usize, scores: &[f32], best: &[f64], error: f64) {
+        let (mut sum, mut count) = (0.0, 0);
+        for (&s, &c) in scores.iter().zip(best) {
+            let above = f64::from(s) - c;
+            sum += above.max(0.0);
+            count += u64::from(above > -error);
+        }
+        self.sum[b] += sum;
+        self.count[b] += count;
+    }
+
     fn offer(&mut self, b: usize, above: f64, error: f64) {
         self.sum[b] += above.max(0.0);
         self.count[b] += u64::from(above > -error);
     }
 
     fn add(&mut self, other: &Above) {
-        self.sum.iter_mut().zip(&other.sum).for_each(|(a, b)| *a += b);
-        self.count.iter_mut().zip(&other.count).for_each(|(a, b)| *a += b);
+        self.add_at(0, other);
+    }
+
+    /// Adds `other`'s parts to entries `offset..` of these.
+    fn add_at(&mut self, offset: usize, other: &Above) {
+        self.sum[offset..].iter_mut().zip(&other.sum).for_each(|(a, b)| *a += b);
+        self.count[offset..].iter_mut().zip(&other.count).for_each(|(a, b)| *a += b);
     }
 
     /// Upper bounds on the exact sums: `max(0, x − c)` moves by at most as
     /// much as `x` does.
     fn bounds(&self, error: f64) -> Vec<f64> {
-        self.sum.iter().zip(&self.count).map(|(&sum, &count)| sum + count as f64 * error * 1.001).collect()
+        (0..self.sum.len()).map(|b| self.bound(b, error)).collect()
+    }
+
+    /// The bound of entry `b`.
+    fn bound(&self, b: usize, error: f64) -> f64 {
+        self.sum[b] + self.count[b] as f64 * error * 1.001
     }
 }
 
@@ -603,10 +736,6 @@ struct Scores {
 impl Scores {
     fn row(&self, r: usize) -> &[f32] {
         &self.data[r * self.stride..r * self.stride + self.cols]
-    }
-
-    fn rows(&self) -> impl Iterator<Item = &[f32]> {
-        (0..self.data.len() / self.stride.max(1)).map(|r| self.row(r))
     }
 }
 
@@ -737,18 +866,20 @@ struct Run {
 }
 
 fn greedy(features: ArrayView2<f32>, k: usize, round: &Round, on_pick: &mut impl FnMut(usize, f64)) -> Result<Run> {
-    greedy_listing(features, k, round, LISTED, on_pick)
+    greedy_listing(features, k, round, LISTED, TILE_ROWS, on_pick)
 }
 
-/// [`greedy`] with `width` candidates listed per sample (tests vary it).
+/// [`greedy`] with `width` candidates listed per sample and full-round
+/// tiles of `tile` samples (tests vary both).
 fn greedy_listing(
     features: ArrayView2<f32>,
     k: usize,
     round: &Round,
     width: usize,
+    tile: usize,
     on_pick: &mut impl FnMut(usize, f64),
 ) -> Result<Run> {
-    let mut coverage = Coverage::new(features, width);
+    let mut coverage = Coverage::new(features, width, tile);
     coverage.add(&round.labeled);
     let mut heap = initial_bounds(features, round);
     let mut picks = Vec::with_capacity(k);
@@ -895,6 +1026,7 @@ mod tests {
             n in 2usize..160, d in 1usize..12, k_frac in 0.0f64..0.6, grid in proptest::option::of(1i32..3),
             labeled_every in 0usize..9, excluded_every in 0usize..7, seed in 0u64..1000,
             width in proptest::sample::select(vec![1usize, 2, 5, LISTED]),
+            tile in proptest::sample::select(vec![1usize, 7, 70, TILE_ROWS]),
         ) {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let f = unit_rows(n, d, &mut rng, grid);
@@ -902,7 +1034,7 @@ mod tests {
             let left = round.eligible().len();
             prop_assume!(left > 0);
             let k = ((left as f64 * k_frac) as usize).clamp(1, left);
-            let run = greedy_listing(f.view(), k, &round, width, &mut |_, _| {}).unwrap();
+            let run = greedy_listing(f.view(), k, &round, width, tile, &mut |_, _| {}).unwrap();
             prop_assert_eq!(&run.picks, &literal(&f, k, &round));
             prop_assert!(run.objective.windows(2).all(|w| w[1] >= w[0] - 1e-9));
         }
@@ -934,6 +1066,45 @@ mod tests {
             let least = nearest.least(0);
             let off: Vec<usize> = ids.iter().copied().filter(|j| !listed.iter().any(|&(_, l)| l as usize == *j)).collect();
             prop_assert!(off.iter().all(|&j| scores[j] <= least));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn the_full_round_lists_the_most_similar_and_bounds_every_gain(
+            n in 2usize..120, d in 1usize..10, tile in 1usize..40, width in 1usize..9,
+            grid in proptest::option::of(1i32..3), excluded_every in 0usize..5, seed in 0u64..1000,
+        ) {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let f = unit_rows(n, d, &mut rng, grid);
+            let round = crate::testing::round_every(n, 0, excluded_every);
+            let ids: Vec<usize> = round.eligible().into_iter().filter(|&j| j != 0).collect();
+            prop_assume!(!ids.is_empty());
+            let mut coverage = Coverage::new(f.view(), width, tile);
+            coverage.add(&[0]);
+            let estimates = coverage.full_round(&ids).unwrap();
+            // The product's bits: one fused chain per entry, in dimension order.
+            let product = |i: usize, j: usize| (0..d).fold(0.0f32, |acc, k| f[[i, k]].mul_add(f[[j, k]], acc));
+            let lists = coverage.lists.as_ref().unwrap();
+            for i in 0..n {
+                let listed: Vec<(usize, f32)> = lists.listed(i).collect();
+                prop_assert_eq!(listed.len(), width.min(ids.len()));
+                let least = listed.iter().map(|&(_, s)| s).fold(f32::INFINITY, f32::min);
+                for &(j, s) in &listed {
+                    prop_assert!(ids.contains(&j));
+                    prop_assert_eq!(s.to_bits(), product(i, j).to_bits());
+                }
+                for &j in ids.iter().filter(|&&j| !listed.iter().any(|&(l, _)| l == j)) {
+                    prop_assert!(product(i, j) <= least, "sample {} lists {:?} but not {}", i, listed, j);
+                }
+            }
+            let f64s = f.mapv(f64::from);
+            for (&j, &estimate) in ids.iter().zip(&estimates) {
+                let gain: f64 = (0..n).map(|i| (f64s.row(i).dot(&f64s.row(j)) - coverage.best[i]).max(0.0)).sum();
+                prop_assert!(estimate >= gain - 1e-9 && estimate <= gain + n as f64 * coverage.error * 2.0 + 1e-9,
+                    "candidate {}: estimate {} against gain {}", j, estimate, gain);
+            }
         }
     }
 

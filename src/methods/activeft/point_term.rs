@@ -17,6 +17,7 @@
 use ndarray::{Array1, Array2, ArrayView2, s};
 use rayon::prelude::*;
 
+use crate::chunks::rounds;
 use crate::linalg::{exp_in_place, gemm_add, gemm_nt};
 
 /// Per-point quantities of the diversity term: `ln S_k` and `V_k`.
@@ -145,26 +146,6 @@ fn pair(a: ArrayView2<f32>, b: ArrayView2<f32>, inverse_t: f32, first: &mut Sums
     }
 }
 
-/// Every unordered pair of `blocks` blocks (each block with itself too), in
-/// rounds where no block appears twice: the circle method of round-robin
-/// tournaments, plus a first round of the blocks with themselves.
-fn rounds(blocks: usize) -> Vec<Vec<(usize, usize)>> {
-    let mut all = vec![(0..blocks).map(|b| (b, b)).collect::<Vec<_>>()];
-    // With an odd count, a phantom block sits out one real block per round.
-    let seats = blocks + blocks % 2;
-    for r in 0..seats.saturating_sub(1) {
-        // Seat 0 stays; the others rotate.
-        let at = |p: usize| if p == 0 { 0 } else { 1 + (p - 1 + r) % (seats - 1) };
-        let round: Vec<(usize, usize)> = (0..seats / 2)
-            .map(|p| (at(p), at(seats - 1 - p)))
-            .filter(|&(x, y)| x < blocks && y < blocks)
-            .map(|(x, y)| (x.min(y), x.max(y)))
-            .collect();
-        all.push(round);
-    }
-    all
-}
-
 /// The point term straight from its definition, in float64, one row of
 /// the k x k similarities at a time: the oracle for the fast path and for
 /// the gradient tests.
@@ -190,23 +171,6 @@ mod tests {
     use super::*;
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{RngExt, SeedableRng};
-
-    #[test]
-    fn rounds_cover_every_pair_once_without_sharing_a_block() {
-        for blocks in 1..12 {
-            let mut seen = std::collections::BTreeSet::new();
-            for round in rounds(blocks) {
-                let mut used = vec![false; blocks];
-                for (a, b) in round {
-                    assert!(a <= b && !used[a] && !used[b], "{blocks}: block reused in a round");
-                    used[a] = true;
-                    used[b] = true;
-                    assert!(seen.insert((a, b)), "{blocks}: ({a}, {b}) twice");
-                }
-            }
-            assert_eq!(seen.len(), blocks * (blocks + 1) / 2);
-        }
-    }
 
     #[test]
     fn a_ranks_blocks_equal_the_whole_term_bit_for_bit() {
