@@ -35,9 +35,17 @@ impl Packed {
         let (count, dim) = cols.dim();
         let width = count.div_ceil(WIDTH) * WIDTH;
         let mut data = vec![0.0f32; dim * width];
-        for (c, col) in cols.rows().into_iter().enumerate() {
-            for (k, &x) in col.iter().enumerate() {
-                data[panel_index(k, c, dim, width)] = x;
+        // Panel by panel, along the dimension: each write follows the last,
+        // and the panel's source lines stay in L1 for sixteen steps.
+        let cols = cols.as_standard_layout();
+        let source = cols.as_slice().expect("standard layout");
+        for start in (0..count).step_by(PANEL) {
+            let rows = &source[start * dim..(start + PANEL).min(count) * dim];
+            let (at, stride) = column_start(start, dim, width);
+            for (k, line) in data[at..at + dim * stride].chunks_exact_mut(stride).enumerate() {
+                for (slot, row) in line.iter_mut().zip(rows.chunks_exact(dim)) {
+                    *slot = row[k];
+                }
             }
         }
         Packed { data, dim, cols: count, width }
