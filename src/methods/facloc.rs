@@ -16,10 +16,10 @@
 //! candidate against the whole pool, which the lazy greedy would need
 //! anyway there (similarities are symmetric, so each pair of tiles of the
 //! pool is multiplied once and read both ways). On the way each sample
-//! lists its [`LISTED`] most similar candidates. Once a sample's coverage reaches the least similarity on its
-//! list it is *resolved*: no candidate off its list can gain from it, so
-//! its part of every later gain is read from the lists instead of from its
-//! row. Within a few hundred picks most samples are resolved, and a gain
+//! lists its [`LISTED`] most similar candidates. Once a sample's coverage
+//! reaches the least similarity on its list it is *resolved*: no candidate
+//! off its list can gain from it, so its part of every later gain is read
+//! from the lists instead of from its row. Within a few hundred picks most samples are resolved, and a gain
 //! costs a pass over the rest. The lists also lower stale keys: a sample
 //! served better takes a known amount from each candidate it lists.
 //!
@@ -210,13 +210,14 @@ impl Offered {
     }
 
     /// Offers the candidates to sample `r` of `nearest`, given its scores
-    /// against all the samples.
-    fn offer(&self, nearest: &mut Nearest, r: usize, scores: &[f32]) {
+    /// against all the samples (`kept` holds the candidates' among them).
+    fn offer(&self, nearest: &mut Nearest, r: usize, scores: &[f32], kept: &mut Vec<f32>) {
         match &self.at {
             None => nearest.offer(r, scores, &self.ids),
             Some(at) => {
-                let kept: Vec<f32> = at.iter().map(|&a| scores[a]).collect();
-                nearest.offer(r, &kept, &self.ids);
+                kept.clear();
+                kept.extend(at.iter().map(|&a| scores[a]));
+                nearest.offer(r, kept, &self.ids);
             }
         }
     }
@@ -427,7 +428,7 @@ impl<'a> Coverage<'a> {
         let rows = self.features.slice(s![first.range.clone(), ..]);
         let columns = second.as_ref().map_or(first.range.clone(), |t| t.range.clone());
         let own = Offered::new(first.range.clone(), candidate);
-        let (mut wide, mut turned) = (Vec::new(), Vec::new());
+        let (mut wide, mut turned, mut kept) = (Vec::new(), Vec::new(), Vec::new());
         for start in columns.clone().step_by(BATCH) {
             let strip = start..(start + BATCH).min(columns.end);
             let packed = Packed::new(self.features.slice(s![strip.clone(), ..]));
@@ -436,7 +437,7 @@ impl<'a> Coverage<'a> {
             let scores = |r: usize| &wide[r * stride..r * stride + strip.len()];
             let offered = Offered::new(strip.clone(), candidate);
             for r in 0..rows.nrows() {
-                offered.offer(&mut first.nearest, r, scores(r));
+                offered.offer(&mut first.nearest, r, scores(r), &mut kept);
             }
             let part = Above::of(
                 self.best[first.range.clone()].iter().copied().zip((0..rows.nrows()).map(scores)),
@@ -454,7 +455,7 @@ impl<'a> Coverage<'a> {
             }
             turn(&wide, stride, strip.len(), &mut turned);
             for (c, back) in turned.chunks_exact(rows.nrows()).enumerate() {
-                own.offer(&mut second.nearest, start - second.range.start + c, back);
+                own.offer(&mut second.nearest, start - second.range.start + c, back, &mut kept);
             }
         }
     }
