@@ -659,9 +659,9 @@ impl Above {
         let mut parts = Above::new(scores.len());
         for (c, scores) in std::iter::once((c, scores)).chain(samples) {
             for ((sum, count), &s) in parts.sum.iter_mut().zip(&mut parts.count).zip(scores) {
-                let above = f64::from(s) - c;
-                *sum += above.max(0.0);
-                *count += u64::from(above > -error);
+                let (part, near) = Above::part(f64::from(s) - c, error);
+                *sum += part;
+                *count += near;
             }
         }
         parts
@@ -672,17 +672,27 @@ impl Above {
     fn offer_row(&mut self, b: usize, scores: &[f32], best: &[f64], error: f64) {
         let (mut sum, mut count) = (0.0, 0);
         for (&s, &c) in scores.iter().zip(best) {
-            let above = f64::from(s) - c;
-            sum += above.max(0.0);
-            count += u64::from(above > -error);
+            let (part, near) = Above::part(f64::from(s) - c, error);
+            sum += part;
+            count += near;
         }
         self.sum[b] += sum;
         self.count[b] += count;
     }
 
     fn offer(&mut self, b: usize, above: f64, error: f64) {
-        self.sum[b] += above.max(0.0);
-        self.count[b] += u64::from(above > -error);
+        let (part, near) = Above::part(above, error);
+        self.sum[b] += part;
+        self.count[b] += near;
+    }
+
+    /// One sample's part, given by how far its float32 score is `above`
+    /// its coverage: what it adds to the sum, and 1 if the exact similarity
+    /// may be above the coverage (the score is within `error` below it, or
+    /// higher), so the bound must allow for that error.
+    #[inline(always)]
+    fn part(above: f64, error: f64) -> (f64, u64) {
+        (above.max(0.0), u64::from(above > -error))
     }
 
     fn add(&mut self, other: &Above) {
