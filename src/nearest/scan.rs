@@ -31,10 +31,17 @@ pub(super) struct FullScan {
 /// Full scans of the samples at batch `positions`, remembering candidates,
 /// with `filter` (built from `points`).
 ///
-/// A filter gives an upper bound on every score; the points that may win,
-/// and those that may be among the best `width + 1` by exact bound, are
-/// then scored with [`dot`] (see [`refine`]). What a scan remembers is
-/// therefore a function of [`dot`]'s scores alone, whichever filter ran.
+/// A filter gives an upper bound on every score; the points that may win
+/// are then scored with [`dot`] (see [`refine`]). The float32 filter's
+/// bounds are within a few float32 errors of the scores, so every other
+/// point keeps its filter bound; the 8-bit codes' bounds are hundreds of
+/// times looser, so with them the points that may be among the best
+/// `width + 1` are scored as well. Either way what a scan remembers
+/// does not depend on the CPU below [`CODES_FROM`] points: the float32
+/// filter runs everywhere, and it and [`dot`] give the same bits on every
+/// CPU. From there on, a CPU with fast 8-bit products remembers exact
+/// bounds where another keeps float32 ones: the work counters differ, the
+/// assignments never do.
 pub(super) fn full_scans(
     filter: &Filter,
     features: ArrayView2<f32>,
@@ -59,13 +66,19 @@ pub(super) fn full_scans(
                 let ids: Vec<usize> = chunk.iter().map(|&i| batch.id(i)).collect();
                 let rows = features.select(Axis(0), &ids);
                 let spreads = filter.upper_bounds(rows.view(), upper);
+                let tight = matches!(filter, Filter::Float(..));
                 upper
                     .chunks_exact_mut(filter.stride())
                     .zip(spreads)
                     .enumerate()
                     .map(|(r, (padded, spread))| {
                         let f = row(rows.view(), r);
-                        refine(&mut padded[..k], spread, error, width, lists, |j| dot(f, row(points, j)))
+                        let exact = |j| dot(f, row(points, j));
+                        if tight {
+                            keep_filter_bounds(&padded[..k], spread, error, width, lists, exact)
+                        } else {
+                            refine(&mut padded[..k], spread, error, width, lists, exact)
+                        }
                     })
                     .collect()
             },
@@ -74,10 +87,10 @@ pub(super) fn full_scans(
     chunks.into_iter().flatten().collect()
 }
 
-/// The points, prepared for the filter of full scans: 8-bit codes where
-/// the CPU multiplies bytes fast (AVX-512 VNNI), float32 panels elsewhere,
-/// and no filter at all for a few points. Only the speed differs (see
-/// [`full_scans`]). Built once per set of points: at a budget of 12,811
+/// The points, prepared for the filter of full scans: 8-bit codes for many
+/// points where the CPU multiplies bytes fast (AVX-512 VNNI), float32
+/// panels otherwise, and no filter at all for a few points. Only the speed
+/// differs (see [`full_scans`]). Built once per set of points: at a budget of 12,811
 /// quantising them takes milliseconds.
 pub(super) enum Filter {
     Codes(Columns),
@@ -90,11 +103,19 @@ pub(super) enum Filter {
 /// The fewest points for which full scans go through a filter.
 const FILTERED_FROM: usize = 64;
 
+/// The fewest points for which full scans take the 8-bit filter, where it
+/// is fast. Its product is cheaper, but its bounds are too coarse to keep,
+/// so it scores the best `width + 1` points with [`dot`] where the float32
+/// filter scores only the possible winners: with a few hundred points the
+/// float32 filter is faster, with a thousand or more the 8-bit product's
+/// saving wins (measured in the README's performance section).
+const CODES_FROM: usize = 1024;
+
 impl Filter {
     pub(super) fn new(points: ArrayView2<f32>) -> Self {
         if points.nrows() < FILTERED_FROM {
             Filter::Exact
-        } else if codes_are_fast() {
+        } else if points.nrows() >= CODES_FROM && codes_are_fast() {
             Filter::codes(points)
         } else {
             Filter::float(points)
@@ -215,8 +236,51 @@ fn refine(
     full_scan(best, state.scored, width)
 }
 
-/// What a scan remembers, from its winner and every point it scored with
-/// its exact bound: the `width` best bounds as [`ranked`] orders them, and
+/// One sample's full scan from float32 filter bounds (each at most
+/// `spread` above the true score): only the points that may win are scored
+/// with [`dot`]; every other point keeps its filter bound.
+///
+/// A point whose bound is below `reach` (the best bound, less `spread` and
+/// two errors of [`dot`]) scores below the leader under [`dot`], so it can
+/// neither win nor tie. The candidates are the best `width` bounds (the
+/// exact bound `dot` plus its error where a point was scored, the filter
+/// bound elsewhere), the winner first among equals, and the bound on the
+/// rest the next one. At least `width + 1` bounds end at or above the
+/// `width + 1`-th filter bound less `spread`, so only the points at or
+/// above that are gathered.
+fn keep_filter_bounds(
+    upper: &[f32],
+    spread: f64,
+    error: f64,
+    width: usize,
+    lists: &mut Lists,
+    exact: impl Fn(usize) -> f32,
+) -> FullScan {
+    let (top, kth) = top_and_kth(upper, width + 1);
+    let reach = f64::from(top) - spread - 2.0 * error;
+    let lowest = reach.min(f64::from(kth) - spread - MARGIN * error);
+    let Lists { gathered: list, scored, .. } = lists;
+    list.clear();
+    gather(upper, -round_up(-lowest), list);
+    scored.clear();
+    let mut best: Option<(usize, f32)> = None;
+    for &(u, j) in list.iter() {
+        let j = j as usize;
+        if f64::from(u) < reach {
+            scored.push(rank_key(u, j));
+            continue;
+        }
+        let s = exact(j);
+        scored.push(rank_key(round_up(f64::from(s) + error), j));
+        if best.is_none_or(|(b, bs)| s > bs || (s == bs && j < b)) {
+            best = Some((j, s));
+        }
+    }
+    full_scan(best.expect("the leader's bound reaches `reach`"), scored, width)
+}
+
+/// What a scan remembers, from its winner and every point it ranked with
+/// its bound: the `width` best bounds as [`ranked`] orders them, and
 /// the next bound as the bound on the rest.
 fn full_scan((best, similarity): (usize, f32), scored: &mut Vec<u64>, width: usize) -> FullScan {
     let (candidates, rest) = ranked(scored, best, width);
@@ -398,10 +462,35 @@ mod tests {
     /// `width` exact bounds ranked as [`ranked`] says, the rest the next.
     fn literal(f: &[f32], points: ArrayView2<f32>, width: usize) -> (usize, f32, Vec<u32>, Vec<f64>, f64) {
         let error = f64::from(dot_error_bound(points.ncols()));
-        let k = points.nrows();
-        let scores: Vec<f32> = (0..k).map(|j| dot(f, row(points, j))).collect();
-        let best = (0..k).fold(0, |b, j| if scores[j] > scores[b] { j } else { b });
+        let scores: Vec<f32> = (0..points.nrows()).map(|j| dot(f, row(points, j))).collect();
         let bounds: Vec<f32> = scores.iter().map(|&s| round_up(f64::from(s) + error)).collect();
+        ranked_literally(&scores, &bounds, width)
+    }
+
+    /// The same with the float32 filter's bounds written out (a chain of
+    /// fused multiply-adds, plus the error and half an ulp): the points
+    /// whose bound comes within `spread` and two errors of the best are
+    /// bounded by their exact scores, every other point by its filter bound.
+    fn literal_float(f: &[f32], points: ArrayView2<f32>, width: usize) -> (usize, f32, Vec<u32>, Vec<f64>, f64) {
+        let error = f64::from(dot_error_bound(points.ncols()));
+        let added = round_up(error + HALF_ULP);
+        let spread = 2.0 * f64::from(added) + HALF_ULP;
+        let chain = |p: &[f32]| f.iter().zip(p).fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc));
+        let upper: Vec<f32> = (0..points.nrows()).map(|j| chain(row(points, j)) + added).collect();
+        let reach = f64::from(upper.iter().copied().fold(f32::NEG_INFINITY, f32::max)) - spread - 2.0 * error;
+        let scores: Vec<f32> = (0..points.nrows()).map(|j| dot(f, row(points, j))).collect();
+        let bounds: Vec<f32> = (0..points.nrows())
+            .map(|j| if f64::from(upper[j]) >= reach { round_up(f64::from(scores[j]) + error) } else { upper[j] })
+            .collect();
+        ranked_literally(&scores, &bounds, width)
+    }
+
+    /// The winner (best score, lowest index on ties), the `width` best
+    /// `bounds` (the winner first among equals, then lower index) with
+    /// their bounds, and the next bound.
+    fn ranked_literally(scores: &[f32], bounds: &[f32], width: usize) -> (usize, f32, Vec<u32>, Vec<f64>, f64) {
+        let k = scores.len();
+        let best = (0..k).fold(0, |b, j| if scores[j] > scores[b] { j } else { b });
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|&a, &b| bounds[b].total_cmp(&bounds[a]).then((b == best).cmp(&(a == best))).then(a.cmp(&b)));
         let shown = &order[..k.min(width)];
@@ -444,9 +533,10 @@ mod tests {
             for width in [1, 5, 16, 32] {
                 for filter in [Filter::codes(points.view()), Filter::float(points.view()), Filter::Exact] {
                     let scans = full_scans(&filter, features.view(), &Batch::All(90), &positions, points.view(), width);
+                    let expected = if matches!(filter, Filter::Float(..)) { literal_float } else { literal };
                     for (i, scan) in scans.iter().enumerate() {
                         let (best, similarity, candidates, bounds, rest) =
-                            literal(row(features.view(), i), points.view(), width);
+                            expected(row(features.view(), i), points.view(), width);
                         let shown = candidates.len();
                         let what = format!("case {case}, width {width}, sample {i}");
                         assert_eq!((scan.best, scan.similarity), (best, similarity), "{what}");
