@@ -8,10 +8,12 @@
 //! cargo run --release --example regression            # check
 //! cargo run --release --example regression -- --update   # rewrite the baseline
 //!
-//! The counters depend on the float32 product used as a filter, whose
-//! rounding depends on the kernel matrixmultiply picks for the CPU (AVX2 and
-//! FMA on every machine this project runs on); elsewhere only the
-//! selections are compared.
+//! The counters follow from `dot`, the crate's float32 product (both give
+//! the same bits on every CPU) and, through ActiveFT's trajectory, the
+//! point term, which goes through matrixmultiply: its rounding depends on
+//! the kernel matrixmultiply picks for the CPU (AVX2 and FMA on every
+//! machine this project runs on). Elsewhere only the selections are
+//! compared.
 
 use std::collections::BTreeMap;
 
@@ -86,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let baseline: BTreeMap<String, Value> = serde_json::from_str(&std::fs::read_to_string(BASELINE)?)?;
-    let counters_comparable = same_filter_kernel();
+    let counters_comparable = same_gemm_kernel();
     let mut failures = Vec::new();
     for (name, now) in &measured {
         let Some(then) = baseline.get(name) else {
@@ -106,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if !counters_comparable {
-        println!("work counters not compared: this CPU lacks AVX2+FMA, so the filter rounds differently");
+        println!("work counters not compared: this CPU lacks AVX2+FMA, so the point term rounds differently");
     }
     if failures.is_empty() {
         println!("regression: {} runs as the baseline", measured.len());
@@ -121,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Whether matrixmultiply runs its AVX2+FMA float32 kernel here, as on
 /// the machines that recorded the baseline.
-fn same_filter_kernel() -> bool {
+fn same_gemm_kernel() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
