@@ -529,23 +529,48 @@ mod tests {
         {
             let features = unit_rows(90, d, &mut rng, grid);
             let points = unit_rows(k, d, &mut rng, grid);
-            let positions: Vec<usize> = (0..90).collect();
             for width in [1, 5, 16, 32] {
-                for filter in [Filter::codes(points.view()), Filter::float(points.view()), Filter::Exact] {
-                    let scans = full_scans(&filter, features.view(), &Batch::All(90), &positions, points.view(), width);
-                    let expected = if matches!(filter, Filter::Float(..)) { literal_float } else { literal };
-                    for (i, scan) in scans.iter().enumerate() {
-                        let (best, similarity, candidates, bounds, rest) =
-                            expected(row(features.view(), i), points.view(), width);
-                        let shown = candidates.len();
-                        let what = format!("case {case}, width {width}, sample {i}");
-                        assert_eq!((scan.best, scan.similarity), (best, similarity), "{what}");
-                        assert_eq!(&scan.candidates[..shown], &candidates[..], "{what}");
-                        assert!(scan.candidates[shown..].iter().all(|&j| j == u32::MAX), "{what}");
-                        assert_eq!(&scan.candidate_bounds[..shown], &bounds[..], "{what}");
-                        assert_eq!(scan.rest_bound, rest, "{what}");
-                    }
-                }
+                scans_equal_the_literal(features.view(), points.view(), width, &format!("case {case}, width {width}"));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        #[test]
+        fn full_scans_equal_a_literal_scan_on_random_pools(
+            k in 1usize..200, d in 1usize..40, width in 1usize..=CANDIDATES,
+            grid in proptest::option::of(1i32..3), near in 0usize..4, seed in 0u64..1000,
+        ) {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let features = unit_rows(40, d, &mut rng, grid);
+            // Or points in a few tight bunches, whose scores differ by less
+            // than the filter's spread: where the point of scoring shows.
+            let points = match near {
+                0 => unit_rows(k, d, &mut rng, grid),
+                _ => crate::testing::clustered(k, d, 3, 10f64.powi(-3 - near as i32), false, seed),
+            };
+            scans_equal_the_literal(features.view(), points.view(), width, &format!("k {k}, d {d}, width {width}"));
+        }
+    }
+
+    /// Every filter's full scans of `features` against `points` equal the
+    /// literal scan for that filter.
+    fn scans_equal_the_literal(features: ArrayView2<f32>, points: ArrayView2<f32>, width: usize, what: &str) {
+        let positions: Vec<usize> = (0..features.nrows()).collect();
+        let batch = Batch::All(features.nrows());
+        for filter in [Filter::codes(points), Filter::float(points), Filter::Exact] {
+            let scans = full_scans(&filter, features, &batch, &positions, points, width);
+            let expected = if matches!(filter, Filter::Float(..)) { literal_float } else { literal };
+            for (i, scan) in scans.iter().enumerate() {
+                let (best, similarity, candidates, bounds, rest) = expected(row(features, i), points, width);
+                let shown = candidates.len();
+                let what = format!("{what}, sample {i}");
+                assert_eq!((scan.best, scan.similarity), (best, similarity), "{what}");
+                assert_eq!(&scan.candidates[..shown], &candidates[..], "{what}");
+                assert!(scan.candidates[shown..].iter().all(|&j| j == u32::MAX), "{what}");
+                assert_eq!(&scan.candidate_bounds[..shown], &bounds[..], "{what}");
+                assert_eq!(scan.rest_bound, rest, "{what}");
             }
         }
     }
