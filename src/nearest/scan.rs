@@ -203,16 +203,8 @@ fn refine(
     exact: impl Fn(usize) -> f32,
 ) -> FullScan {
     let keep = width + 1;
-    let (top, kth) = top_and_kth(upper, keep);
-    let reach = f64::from(top) - spread - 2.0 * error;
-    // At least `keep` points have a true score above `kth - spread`, so the
-    // final cut is above it too: nothing below both is ever wanted.
-    let lowest = reach.min(f64::from(kth) - spread - MARGIN * error);
     let Lists { gathered: list, scored, kept } = lists;
-    list.clear();
-    // A float32 at or below `lowest`, so no wanted point is left out.
-    let floor = -round_up(-lowest);
-    gather(upper, floor, list);
+    let (reach, kth) = gather_within_reach(upper, spread, error, keep, list);
     scored.clear();
     kept.clear();
     let mut state = Refinement { reach, error, kept, keep, best: None, scored };
@@ -256,12 +248,8 @@ fn keep_filter_bounds(
     lists: &mut Lists,
     exact: impl Fn(usize) -> f32,
 ) -> FullScan {
-    let (top, kth) = top_and_kth(upper, width + 1);
-    let reach = f64::from(top) - spread - 2.0 * error;
-    let lowest = reach.min(f64::from(kth) - spread - MARGIN * error);
     let Lists { gathered: list, scored, .. } = lists;
-    list.clear();
-    gather(upper, -round_up(-lowest), list);
+    let (reach, _) = gather_within_reach(upper, spread, error, width + 1, list);
     scored.clear();
     let mut best: Option<(usize, f32)> = None;
     for &(u, j) in list.iter() {
@@ -277,6 +265,23 @@ fn keep_filter_bounds(
         }
     }
     full_scan(best.expect("the leader's bound reaches `reach`"), scored, width)
+}
+
+/// The start of a full scan from filter bounds (each at most `spread`
+/// above the true score): `reach`, below which a point's bound cannot win
+/// (the best bound less `spread` and two errors of [`dot`]), and the
+/// `keep`-th best bound, with every point the scan may need gathered into
+/// `list` (bound and index, in index order).
+fn gather_within_reach(upper: &[f32], spread: f64, error: f64, keep: usize, list: &mut Vec<(f32, u32)>) -> (f64, f32) {
+    let (top, kth) = top_and_kth(upper, keep);
+    let reach = f64::from(top) - spread - 2.0 * error;
+    // At least `keep` points have a true score above `kth - spread`, so the
+    // final cut is above it too: nothing below both is ever wanted.
+    let lowest = reach.min(f64::from(kth) - spread - MARGIN * error);
+    list.clear();
+    // A float32 at or below `lowest`, so no wanted point is left out.
+    gather(upper, -round_up(-lowest), list);
+    (reach, kth)
 }
 
 /// What a scan remembers, from its winner and every point it ranked with
