@@ -66,7 +66,6 @@ pub(super) fn full_scans(
                 let ids: Vec<usize> = chunk.iter().map(|&i| batch.id(i)).collect();
                 let rows = features.select(Axis(0), &ids);
                 let spreads = filter.upper_bounds(rows.view(), upper);
-                let tight = matches!(filter, Filter::Float(..));
                 upper
                     .chunks_exact_mut(filter.stride())
                     .zip(spreads)
@@ -74,7 +73,7 @@ pub(super) fn full_scans(
                     .map(|(r, (padded, spread))| {
                         let f = row(rows.view(), r);
                         let exact = |j| dot(f, row(points, j));
-                        if tight {
+                        if filter.bounds_are_kept() {
                             keep_filter_bounds(&padded[..k], spread, error, width, lists, exact)
                         } else {
                             refine(&mut padded[..k], spread, error, width, lists, exact)
@@ -90,8 +89,8 @@ pub(super) fn full_scans(
 /// The points, prepared for the filter of full scans: 8-bit codes for many
 /// points where the CPU multiplies bytes fast (AVX-512 VNNI), float32
 /// panels otherwise, and no filter at all for a few points. Only the speed
-/// differs (see [`full_scans`]). Built once per set of points: at a budget of 12,811
-/// quantising them takes milliseconds.
+/// differs (see [`full_scans`]). Built once per set of points: at a budget
+/// of 12,811 quantising them takes milliseconds.
 pub(super) enum Filter {
     Codes(Columns),
     Float(Packed, f64),
@@ -128,6 +127,12 @@ impl Filter {
 
     fn float(points: ArrayView2<f32>) -> Self {
         Filter::Float(Packed::new(points), f64::from(dot_error_bound(points.ncols())))
+    }
+
+    /// Whether a full scan keeps this filter's bounds for the points it
+    /// does not score: only the float32 filter's are tight enough.
+    fn bounds_are_kept(&self) -> bool {
+        matches!(self, Filter::Float(..))
     }
 
     fn stride(&self) -> usize {
@@ -566,7 +571,7 @@ mod tests {
         let batch = Batch::All(features.nrows());
         for filter in [Filter::codes(points), Filter::float(points), Filter::Exact] {
             let scans = full_scans(&filter, features, &batch, &positions, points, width);
-            let expected = if matches!(filter, Filter::Float(..)) { literal_float } else { literal };
+            let expected = if filter.bounds_are_kept() { literal_float } else { literal };
             for (i, scan) in scans.iter().enumerate() {
                 let (best, similarity, candidates, bounds, rest) = expected(row(features, i), points, width);
                 let shown = candidates.len();
