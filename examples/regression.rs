@@ -42,7 +42,7 @@ fn activeft_batches(budget: usize, n: usize) -> Method {
     Method::ActiveFt(params.check(n).expect("valid settings"))
 }
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 6] = [
     Case { name: "activeft_spread", pool: (8000, 64, 40, synth::REAL_SPREAD), method: activeft, budget: 80 },
     Case { name: "activeft_easy", pool: (8000, 64, 40, synth::EASY_SPREAD), method: activeft, budget: 80 },
     Case {
@@ -52,6 +52,7 @@ const CASES: [Case; 5] = [
         budget: 80,
     },
     Case { name: "kmeans_spread", pool: (8000, 64, 40, synth::REAL_SPREAD), method: |_, _| Method::KMeans, budget: 80 },
+    Case { name: "fds_spread", pool: (8000, 64, 40, synth::REAL_SPREAD), method: |_, _| Method::Fds, budget: 80 },
     Case {
         name: "facloc_spread",
         pool: (3000, 64, 20, synth::REAL_SPREAD),

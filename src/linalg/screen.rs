@@ -1,8 +1,8 @@
 //! An 8-bit copy of the pool's unit rows, for the passes that read every
 //! row against one new vector but change only the rows whose score passes a
-//! threshold (farthest-point sampling, k-means++ seeding).
+//! threshold (k-means++ seeding).
 //!
-//! Those passes are bound by memory bandwidth: each step reads the whole
+//! Such passes are bound by memory bandwidth: each step reads the whole
 //! pool for one dot product per row. The copy holds a quarter of the bytes,
 //! and a score from it comes with a rigorous bound on how far the exact
 //! [`dot`] can be above it, so a row is read in float32 only when its exact

@@ -135,7 +135,7 @@ pub fn run(
 ) -> Result<Outcome> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let start = Instant::now();
-    let (picks, init) = match method {
+    let (picks, init, work) = match method {
         Method::ActiveFt(params) => return activeft::select(features, params, round, Mode::Pruned, on_iteration),
         Method::BiLaf(params) => return bilaf::select(features, params, budget, round, on_iteration),
         Method::KMeans => return kmeans::select(features, budget, round, &mut rng, on_iteration),
@@ -150,14 +150,16 @@ pub fn run(
         Method::FacLoc(Some(parts)) => {
             return facloc::select_by_parts(features, budget, *parts, round, &mut rng, on_iteration);
         }
-        Method::Random => (activeft::init::random_from(&round.eligible(), budget, &mut rng), Vec::new()),
+        Method::Random => {
+            (activeft::init::random_from(&round.eligible(), budget, &mut rng), Vec::new(), Work::default())
+        }
         Method::Fds => {
-            let picks = fds::farthest_point(features.view(), budget, round, &mut rng)?;
-            (picks.clone(), picks)
+            let (picks, work) = fds::farthest_point(features.view(), budget, round, &mut rng);
+            (picks.clone(), picks, work)
         }
     };
     let optimize_seconds = start.elapsed().as_secs_f64();
-    Ok(Outcome::new(picks, init, Vec::new(), optimize_seconds, 0.0, Work::default()))
+    Ok(Outcome::new(picks, init, Vec::new(), optimize_seconds, 0.0, work))
 }
 
 /// [`run`] with this rank's rows of a pool spread over MPI ranks; only

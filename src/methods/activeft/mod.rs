@@ -103,7 +103,7 @@ pub fn select_part(
     let mut batch_rng = Xoshiro256PlusPlus::seed_from_u64(params.seed ^ 0x9E37_79B9_7F4A_7C15);
     let init_ids = match &params.init {
         Init::Random => init::random_from(&round.eligible(), params.budget, &mut init_rng),
-        Init::Fps => init::farthest_point_part(features.view(), params.budget, round, &mut init_rng, part)?,
+        Init::Fps => init::farthest_point_part(features.view(), params.budget, round, &mut init_rng, part).0,
         Init::Indices(ids) => ids.clone(),
     };
     let mut raw: Array2<f64> = part.rows(features.view(), &init_ids).mapv(f64::from);
