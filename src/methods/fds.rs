@@ -62,15 +62,23 @@ impl Block {
         self.least = rows.min_by(nearer).unwrap_or((f32::INFINITY, usize::MAX));
     }
 
-    /// Takes in the picks after the first `applied` of `picks`; returns
-    /// the samples brought up to date and the `dot` calls made. A float32
-    /// product screens each sample's new picks: only those that may beat
-    /// both its similarity so far and the best new score are scored with
-    /// `dot`, so the similarities are the literal rule's, bit for bit.
-    fn catch_up(&mut self, rows: ArrayView2<f32>, picks: ArrayView2<f32>, gap: f64, wide: &mut Vec<f32>) -> Work {
+    /// Takes in the picks after the first `applied` of `picks` (`packed`
+    /// holds those); returns the samples brought up to date and the `dot`
+    /// calls made. A float32 product screens each sample's new picks: only
+    /// those that may beat both its similarity so far and the best new
+    /// score are scored with `dot`, so the similarities are the literal
+    /// rule's, bit for bit.
+    fn catch_up(
+        &mut self,
+        rows: ArrayView2<f32>,
+        picks: ArrayView2<f32>,
+        packed: &Packed,
+        gap: f64,
+        wide: &mut Vec<f32>,
+    ) -> Work {
         let new = picks.slice(s![self.applied.., ..]);
+        debug_assert_eq!(packed.len(), new.nrows());
         self.applied = picks.nrows();
-        let packed = Packed::new(new);
         packed.product_padded(rows, wide);
         let mut work = Work::default();
         for ((r, similarity), scores) in self.similarity.iter_mut().enumerate().zip(wide.chunks_exact(packed.stride()))
@@ -208,7 +216,18 @@ struct Blocks {
     /// One entry per block holds its least; entries whose least has since
     /// grown are dropped as they come up.
     queue: BinaryHeap<Queued>,
+    /// Picks that blocks brought up to date together missed alike, packed
+    /// once for all of them (at the first pick every block missed every
+    /// labeled sample); kept while no pick is added.
+    packed: Vec<PackedPicks>,
     work: Work,
+}
+
+/// Picks `from..to`, packed for the product.
+struct PackedPicks {
+    from: usize,
+    to: usize,
+    packed: Packed,
 }
 
 impl Blocks {
@@ -216,7 +235,7 @@ impl Blocks {
         let blocks: Vec<Block> =
             (0..taken.len()).step_by(size).map(|b| Block::new(b, &taken[b..(b + size).min(taken.len())])).collect();
         let queue = blocks.iter().enumerate().map(|(block, b)| Queued { least: b.least, block }).collect();
-        Blocks { blocks, size, queue, work: Work::default() }
+        Blocks { blocks, size, queue, packed: Vec::new(), work: Work::default() }
     }
 
     fn mark_picked(&mut self, local: Option<usize>) {
@@ -256,11 +275,28 @@ impl Blocks {
 
     /// Brings the blocks `which` up to date, in parallel, and queues them again.
     fn catch_up(&mut self, which: &[usize], features: ArrayView2<f32>, pick_rows: ArrayView2<f32>, gap: f64) {
+        let now = pick_rows.nrows();
+        self.packed.retain(|p| p.to == now);
+        // Picks two of the blocks missed alike are packed here, once; the
+        // others inside each block's own task.
+        let missed: Vec<usize> = which.iter().map(|&b| self.blocks[b].applied).collect();
+        for (at, &from) in missed.iter().enumerate() {
+            if missed[..at].contains(&from) && !self.packed.iter().any(|p| p.from == from) {
+                self.packed.push(PackedPicks { from, to: now, packed: Packed::new(pick_rows.slice(s![from.., ..])) });
+            }
+        }
         let mut out: Vec<Block> =
             which.iter().map(|&b| std::mem::replace(&mut self.blocks[b], Block::empty())).collect();
+        let packed = &self.packed;
         let update = |block: &mut Block, wide: &mut Vec<f32>| {
             let rows = features.slice(s![block.start..block.start + block.similarity.len(), ..]);
-            block.catch_up(rows, pick_rows, gap, wide)
+            match packed.iter().find(|p| p.from == block.applied) {
+                Some(shared) => block.catch_up(rows, pick_rows, &shared.packed, gap, wide),
+                None => {
+                    let own = Packed::new(pick_rows.slice(s![block.applied.., ..]));
+                    block.catch_up(rows, pick_rows, &own, gap, wide)
+                }
+            }
         };
         let done: Vec<Work> = match out.as_mut_slice() {
             [one] => vec![update(one, &mut Vec::new())],
@@ -333,7 +369,8 @@ mod tests {
         let gap = 2.0 * f64::from(dot_error_bound(d));
         // In two steps, so the second sees similarities already close to its scores.
         for upto in [25, 60] {
-            block.catch_up(rows.view(), picks.slice(s![..upto, ..]), gap, &mut wide);
+            let new = Packed::new(picks.slice(s![block.applied..upto, ..]));
+            block.catch_up(rows.view(), picks.slice(s![..upto, ..]), &new, gap, &mut wide);
             for (r, &similarity) in block.similarity.iter().enumerate() {
                 let literal =
                     (0..upto).map(|p| dot(row(rows.view(), r), row(picks.view(), p))).fold(f32::NEG_INFINITY, f32::max);
