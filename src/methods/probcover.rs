@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use super::{Outcome, Round, kmeans};
 use crate::error::{Error, Result};
-use crate::linalg::{dot_error_bound, gemm_nt, squared_distance};
+use crate::linalg::{Packed, dot_error_bound, squared_distance};
 use crate::nearest::Work;
 
 /// Rows whose neighbours are found together.
@@ -56,13 +56,14 @@ fn may_be_within(delta: f64, dim: usize) -> f32 {
     (1.0 - delta * delta / 2.0 - 1e-6 - 2.0 * f64::from(dot_error_bound(dim))) as f32
 }
 
-/// Columns of the pool compared at once with a tile of rows, so a tile's
-/// scores stay small (`TILE × COLUMNS` floats) whatever the pool's size.
-const COLUMNS: usize = 8192;
+/// Samples of the pool compared at once with a tile of rows, so a tile's
+/// scores stay in L2 (`TILE × COLUMNS` floats) whatever the pool's size.
+const COLUMNS: usize = 512;
 
-/// Calls `visit(first column, scores)` for the float32 similarities of
-/// `rows` to the pool from column `from` on, block of columns by block of
-/// columns.
+/// Calls `visit(first, scores)` for the float32 similarities of `rows` to
+/// the pool from sample `from` on, block by block: `scores[[c, r]]` is
+/// row `r`'s similarity to sample `first + c`. The crate's product packs
+/// `rows` once, as its columns, and streams the pool past them.
 fn blocks(
     rows: ArrayView2<f32>,
     features: ArrayView2<f32>,
@@ -70,12 +71,13 @@ fn blocks(
     mut visit: impl FnMut(usize, ArrayView2<f32>),
 ) {
     let n = features.nrows();
-    let mut scores = Array2::<f32>::zeros((rows.nrows(), COLUMNS.min(n - from)));
+    let packed = Packed::new(rows);
+    let mut wide = Vec::new();
     for first in (from..n).step_by(COLUMNS) {
         let columns = features.slice(s![first..(first + COLUMNS).min(n), ..]);
-        let mut block = scores.slice_mut(s![.., ..columns.nrows()]);
-        gemm_nt(rows, columns, &mut block);
-        visit(first, scores.slice(s![.., ..columns.nrows()]));
+        packed.product_padded(columns, &mut wide);
+        let scores = ArrayView2::from_shape((columns.nrows(), packed.stride()), &wide).expect("one line per sample");
+        visit(first, scores.slice(s![.., ..rows.nrows()]));
     }
 }
 
@@ -94,16 +96,17 @@ pub fn graph(features: ArrayView2<f32>, delta: f64) -> Graph {
             let start = t * TILE;
             let rows = features.slice(s![start..(start + TILE).min(n), ..]);
             let mut balls: Vec<Vec<u32>> = vec![Vec::new(); rows.nrows()];
+            // Samples come in ascending order, so each ball stays sorted.
             blocks(rows, features, start, |first, scores| {
-                for (r, row) in scores.outer_iter().enumerate() {
-                    let x = start + r;
-                    let xs = features.row(x);
-                    let xs = xs.as_slice().expect("contiguous rows");
-                    for (c, &s) in row.iter().enumerate() {
-                        let y = first + c;
+                for (c, line) in scores.outer_iter().enumerate() {
+                    let y = first + c;
+                    let ys = features.row(y);
+                    let ys = ys.as_slice().expect("contiguous rows");
+                    for (r, &s) in line.iter().enumerate() {
+                        let x = start + r;
                         if y >= x
                             && s > cut
-                            && squared_distance(xs, features.row(y).as_slice().expect("contiguous")) < limit
+                            && squared_distance(features.row(x).as_slice().expect("contiguous"), ys) < limit
                         {
                             balls[r].push(y as u32);
                         }
@@ -253,40 +256,7 @@ fn purest_delta(features: &mut Array2<f32>, classes: usize, rng: &mut Xoshiro256
     let features = &*features;
     let n = features.nrows();
     let centres = index::sample(rng, n, PURITY_SAMPLE.min(n)).into_vec();
-    // A ball is pure iff the nearest sample of another label is at least δ away.
-    let nearest_other: Vec<f64> = centres
-        .par_chunks(TILE)
-        .flat_map_iter(|chunk| {
-            let rows = features.select(Axis(0), chunk);
-            let tolerance = 4.0 * dot_error_bound(features.ncols());
-            let row = |i: usize| features.row(i).to_slice().expect("contiguous rows");
-            // Per centre: the best other-label filter score, and the exact
-            // distances of every candidate within the filter's error of it.
-            let mut best = vec![f32::NEG_INFINITY; chunk.len()];
-            blocks(rows.view(), features.view(), 0, |first, scores| {
-                for (r, line) in scores.outer_iter().enumerate() {
-                    for (c, &s) in line.iter().enumerate() {
-                        if labels[first + c] != labels[chunk[r]] {
-                            best[r] = best[r].max(s);
-                        }
-                    }
-                }
-            });
-            let mut nearest = vec![f64::INFINITY; chunk.len()];
-            blocks(rows.view(), features.view(), 0, |first, scores| {
-                for (r, line) in scores.outer_iter().enumerate() {
-                    let x = chunk[r];
-                    for (c, &s) in line.iter().enumerate() {
-                        let y = first + c;
-                        if labels[y] != labels[x] && s >= best[r] - tolerance {
-                            nearest[r] = nearest[r].min(squared_distance(row(x), row(y)).sqrt());
-                        }
-                    }
-                }
-            });
-            nearest
-        })
-        .collect();
+    let nearest_other = nearest_other(features.view(), &labels, &centres);
     let steps = (2.0 / GRID).round() as usize;
     // Grid values in hundredths, so 0.3 prints as 0.3.
     let chosen = (1..=steps).rev().map(|s| (s as f64 * GRID * 100.0).round() / 100.0).find(|&delta| {
@@ -294,6 +264,42 @@ fn purest_delta(features: &mut Array2<f32>, classes: usize, rng: &mut Xoshiro256
         pure as f64 >= PURITY * nearest_other.len() as f64
     });
     Ok(chosen.unwrap_or(GRID))
+}
+
+/// For each of `centres`, the exact distance to its nearest sample of
+/// another label (infinite when there is none): a ball of radius δ around
+/// it is pure iff that is at least δ.
+fn nearest_other(features: ArrayView2<f32>, labels: &[usize], centres: &[usize]) -> Vec<f64> {
+    centres
+        .par_chunks(TILE)
+        .flat_map_iter(|chunk| {
+            let rows = features.select(Axis(0), chunk);
+            let tolerance = 4.0 * dot_error_bound(features.ncols());
+            let row = |i: usize| features.row(i).to_slice().expect("contiguous rows");
+            // Per centre: the best other-label filter score so far, and the
+            // samples within the filter's error of it (at the time: those
+            // too far below the final best are dropped at the end), so one
+            // pass finds every candidate the exact distances must decide.
+            let mut best = vec![f32::NEG_INFINITY; chunk.len()];
+            let mut near: Vec<Vec<(f32, u32)>> = vec![Vec::new(); chunk.len()];
+            blocks(rows.view(), features, 0, |first, scores| {
+                for (c, line) in scores.outer_iter().enumerate() {
+                    let y = first + c;
+                    for (r, &s) in line.iter().enumerate() {
+                        if s >= best[r] - tolerance && labels[y] != labels[chunk[r]] {
+                            best[r] = best[r].max(s);
+                            near[r].push((s, y as u32));
+                        }
+                    }
+                }
+            });
+            let nearest = near.iter().zip(&best).zip(chunk).map(|((near, &best), &x)| {
+                let within = near.iter().filter(|&&(s, _)| s >= best - tolerance);
+                within.map(|&(_, y)| squared_distance(row(x), row(y as usize)).sqrt()).fold(f64::INFINITY, f64::min)
+            });
+            nearest.collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Bytes of memory available, from /proc/meminfo (8 GB where unknown).
@@ -390,6 +396,45 @@ mod tests {
                     .collect();
                 assert_eq!(g.ball(x), &want[..], "ball of {x}");
             }
+        }
+    }
+
+    #[test]
+    fn nearest_other_label_equals_the_literal_minimum() {
+        // Centres over two tiles, the pool over several blocks; duplicates and ties on a grid.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+        for (n, d, grid, classes) in [(1400, 3, Some(1), 4), (1200, 24, None, 7), (700, 2, Some(2), 1)] {
+            let f = unit_rows(n, d, &mut rng, grid);
+            let labels: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % classes).collect();
+            let centres: Vec<usize> = (0..n).step_by(2).collect();
+            let row = |i: usize| f.row(i).to_slice().unwrap();
+            let literal: Vec<f64> = centres
+                .iter()
+                .map(|&x| {
+                    let others = (0..n).filter(|&y| labels[y] != labels[x]);
+                    others.map(|y| squared_distance(row(x), row(y)).sqrt()).fold(f64::INFINITY, f64::min)
+                })
+                .collect();
+            assert_eq!(nearest_other(f.view(), &labels, &centres), literal, "n {n}, d {d}");
+        }
+    }
+
+    #[test]
+    fn nearest_other_label_among_copies_a_rounding_error_apart() {
+        // Where the filter may rank the copies unlike the exact distances.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(13);
+        let (d, copies) = (384, 6);
+        let base = unit_rows(100, d, &mut rng, None);
+        let f = Array2::from_shape_fn((100 * copies, d), |(i, c)| {
+            base[[i / copies, c]] * (1.0 + 1e-7 * ((i * 5 + c * 3) % 7) as f32)
+        });
+        let labels: Vec<usize> = (0..f.nrows()).map(|i| i % copies).collect();
+        let centres: Vec<usize> = (0..f.nrows()).collect();
+        let row = |i: usize| f.row(i).to_slice().unwrap();
+        for (&x, got) in centres.iter().zip(nearest_other(f.view(), &labels, &centres)) {
+            let others = (0..f.nrows()).filter(|&y| labels[y] != labels[x]);
+            let literal = others.map(|y| squared_distance(row(x), row(y)).sqrt()).fold(f64::INFINITY, f64::min);
+            assert_eq!(got, literal, "centre {x}");
         }
     }
 
