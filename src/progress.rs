@@ -17,7 +17,7 @@ pub fn bar(len: u64, phase: &'static str, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} loss {msg}  {elapsed} (eta {eta})")
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}  {elapsed} (eta {eta})")
         .expect("the template is valid")
         .progress_chars("=> ");
     bar.set_style(style);

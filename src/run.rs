@@ -155,7 +155,7 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
         let bar = progress::bar(steps as u64, before, settings.quiet || !comm.is_root());
         let outcome = methods::run_part(&method, &mut features, budget, settings.seed, &round, &part, |i, loss| {
             bar.set_prefix(if i + 1 == steps { after } else { "optimizing" });
-            bar.set_message(format!("{loss:.6}"));
+            bar.set_message(format!("loss {loss:.6}"));
             bar.set_position(i as u64 + 1);
         })?;
         bar.finish_and_clear();
