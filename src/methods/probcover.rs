@@ -266,6 +266,9 @@ fn purest_delta(features: &mut Array2<f32>, classes: usize, rng: &mut Xoshiro256
     Ok(chosen.unwrap_or(GRID))
 }
 
+/// Candidates a centre holds before those out of reach are dropped.
+const PRUNE_AT: usize = 64;
+
 /// For each of `centres`, the exact distance to its nearest sample of
 /// another label (infinite when there is none): a ball of radius δ around
 /// it is pure iff that is at least δ.
@@ -282,6 +285,10 @@ fn nearest_other(features: ArrayView2<f32>, labels: &[usize], centres: &[usize])
             // pass finds every candidate the exact distances must decide.
             let mut best = vec![f32::NEG_INFINITY; chunk.len()];
             let mut near: Vec<Vec<(f32, u32)>> = vec![Vec::new(); chunk.len()];
+            // A list this long is thinned to the samples still within reach,
+            // so a pool whose scores climb sample after sample (frames of a
+            // video, say) does not keep them all.
+            let mut room = vec![PRUNE_AT; chunk.len()];
             blocks(rows.view(), features, 0, |first, scores| {
                 for (c, line) in scores.outer_iter().enumerate() {
                     let y = first + c;
@@ -289,6 +296,11 @@ fn nearest_other(features: ArrayView2<f32>, labels: &[usize], centres: &[usize])
                         if s >= best[r] - tolerance && labels[y] != labels[chunk[r]] {
                             best[r] = best[r].max(s);
                             near[r].push((s, y as u32));
+                            if near[r].len() == room[r] {
+                                let reach = best[r] - tolerance;
+                                near[r].retain(|&(s, _)| s >= reach);
+                                room[r] = (2 * near[r].len()).max(PRUNE_AT);
+                            }
                         }
                     }
                 }
@@ -416,6 +428,24 @@ mod tests {
                 })
                 .collect();
             assert_eq!(nearest_other(f.view(), &labels, &centres), literal, "n {n}, d {d}");
+        }
+    }
+
+    #[test]
+    fn nearest_other_label_when_scores_climb_sample_after_sample() {
+        // Each sample nearer the first than the last: every one is a new best, and the lists thin out.
+        let n = 700;
+        let f = Array2::from_shape_fn((n, 2), |(i, c)| {
+            let angle = std::f32::consts::PI * (n - i) as f32 / n as f32;
+            if c == 0 { angle.cos() } else { angle.sin() }
+        });
+        let labels: Vec<usize> = (0..n).map(|i| usize::from(i % 5 != 0)).collect();
+        let centres: Vec<usize> = (0..n).step_by(5).collect();
+        let row = |i: usize| f.row(i).to_slice().unwrap();
+        for (&x, got) in centres.iter().zip(nearest_other(f.view(), &labels, &centres)) {
+            let others = (0..n).filter(|&y| labels[y] != labels[x]);
+            let literal = others.map(|y| squared_distance(row(x), row(y)).sqrt()).fold(f64::INFINITY, f64::min);
+            assert_eq!(got, literal, "centre {x}");
         }
     }
 
