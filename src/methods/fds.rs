@@ -25,6 +25,9 @@ const TOGETHER: usize = 4;
 /// least one is the farthest sample, ties to the lowest id.
 type Least = (f32, usize);
 
+/// The least of a block with no sample left to pick.
+const NONE_LEFT: Least = (f32::INFINITY, usize::MAX);
+
 fn nearer(a: &Least, b: &Least) -> Ordering {
     a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
 }
@@ -47,19 +50,19 @@ struct Block {
 impl Block {
     /// A placeholder while a block is out being brought up to date.
     fn empty() -> Self {
-        Block { start: 0, similarity: Vec::new(), applied: 0, least: (f32::INFINITY, usize::MAX) }
+        Block { start: 0, similarity: Vec::new(), applied: 0, least: NONE_LEFT }
     }
 
     fn new(start: usize, taken: &[bool]) -> Self {
         let similarity = taken.iter().map(|&t| if t { f32::INFINITY } else { f32::NEG_INFINITY }).collect();
-        let mut block = Block { start, similarity, applied: 0, least: (f32::INFINITY, usize::MAX) };
+        let mut block = Block { start, similarity, applied: 0, least: NONE_LEFT };
         block.find_least();
         block
     }
 
     fn find_least(&mut self) {
         let rows = self.similarity.iter().enumerate().map(|(r, &s)| (s, self.start + r));
-        self.least = rows.min_by(nearer).unwrap_or((f32::INFINITY, usize::MAX));
+        self.least = rows.min_by(nearer).unwrap_or(NONE_LEFT);
     }
 
     /// Takes in the picks after the first `applied` of `picks` (`packed`
@@ -173,7 +176,7 @@ fn farthest_point_blocks(
     }
     while picks.len() < start + k {
         let (similarity, local) = blocks.farthest(features, pick_rows.slice(s![..picks.len(), ..]), gap);
-        let id = if local == usize::MAX { usize::MAX } else { part.first + local };
+        let id = if local == NONE_LEFT.1 { NONE_LEFT.1 } else { part.first + local };
         let proposals = part.comm.gather(&[f64::from(similarity), id as f64]);
         let proposals = proposals.chunks_exact(2).map(|p| (p[0] as f32, p[1] as usize));
         let next = proposals.min_by(nearer).expect("a proposal per rank").1;
@@ -267,7 +270,7 @@ impl Blocks {
                 stale.push(self.queue.pop().expect("peeked").block);
             }
             if stale.is_empty() {
-                return self.queue.peek().map_or((f32::INFINITY, usize::MAX), |top| top.least);
+                return self.queue.peek().map_or(NONE_LEFT, |top| top.least);
             }
             self.catch_up(&stale, features, pick_rows, gap);
         }
