@@ -219,11 +219,6 @@ pub fn gemm_nt(rows: ArrayView2<f32>, cols: ArrayView2<f32>, out: &mut ArrayView
     general_mat_mul(1.0, &rows, &cols.t(), 0.0, out);
 }
 
-/// `out += a · b`, single-threaded.
-pub fn gemm_add(a: ArrayView2<f32>, b: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
-    general_mat_mul(1.0, &a, &b, 1.0, out);
-}
-
 /// Row `i` of `a` as a slice; the pools and blocks the crate builds are
 /// contiguous, row-major.
 pub fn row<'a>(a: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {

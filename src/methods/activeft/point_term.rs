@@ -13,12 +13,17 @@
 //! The pairs run in rounds of a round-robin tournament: within a round no two
 //! pairs share a block, so they run in parallel without locks, and every
 //! block receives its sums in round order, whatever the thread count.
+//!
+//! The products run on the crate's own kernel ([`Packed`]): each block is
+//! packed once per call, both ways, and every entry is the same chain of
+//! fused multiply-adds on every CPU, so the term, and the points' path, do
+//! not depend on which kernel the machine picks.
 
 use ndarray::{Array1, Array2, ArrayView2, s};
 use rayon::prelude::*;
 
 use crate::chunks::rounds;
-use crate::linalg::{exp_in_place, gemm_add, gemm_nt};
+use crate::linalg::{Packed, exp_in_place};
 
 /// Per-point quantities of the diversity term: `ln S_k` and `V_k`.
 pub struct PointTerm {
@@ -34,6 +39,28 @@ fn block_size(k: usize) -> usize {
     if k <= 2048 { 128 } else { 256 }
 }
 
+/// A block of points, packed for both of its products: as the columns of
+/// similarities with another block, and transposed, as the columns of a
+/// weighted sum of its points.
+struct Block<'a> {
+    points: ArrayView2<'a, f32>,
+    columns: Packed,
+    transposed: Packed,
+}
+
+impl<'a> Block<'a> {
+    fn new(points: ArrayView2<'a, f32>) -> Self {
+        Block { points, columns: Packed::new(points), transposed: Packed::new(points.t()) }
+    }
+}
+
+/// The blocks of `size` points that `points` is cut into, packed.
+fn blocks(points: ArrayView2<'_, f32>, size: usize) -> Vec<Block<'_>> {
+    let k = points.nrows();
+    let block = move |b: usize| Block::new(points.slice_move(s![b * size..((b + 1) * size).min(k), ..]));
+    (0..k.div_ceil(size)).into_par_iter().map(block).collect()
+}
+
 /// A block's running sums: `Σ_j E_kj ĉ_j` and `Σ_j E_kj` for its points.
 struct Sums {
     weighted: Array2<f32>,
@@ -43,12 +70,12 @@ struct Sums {
 /// `ln S_k` and `V_k` for every point.
 pub fn point_term(points: ArrayView2<f32>, temperature: f64) -> PointTerm {
     let (k, dim) = points.dim();
-    let size = block_size(k);
-    let blocks: Vec<ArrayView2<f32>> =
-        (0..k.div_ceil(size)).map(|b| points.slice(s![b * size..((b + 1) * size).min(k), ..])).collect();
+    let blocks = blocks(points, block_size(k));
     let mut sums: Vec<Option<Sums>> = blocks
         .iter()
-        .map(|b| Some(Sums { weighted: Array2::zeros((b.nrows(), dim)), total: Array1::zeros(b.nrows()) }))
+        .map(|b| {
+            Some(Sums { weighted: Array2::zeros((b.points.nrows(), dim)), total: Array1::zeros(b.points.nrows()) })
+        })
         .collect();
     let inverse_t = (1.0 / temperature) as f32;
     for round in rounds(blocks.len()) {
@@ -61,7 +88,7 @@ pub fn point_term(points: ArrayView2<f32>, temperature: f64) -> PointTerm {
             })
             .collect();
         tasks.par_iter_mut().for_each(|(a, b, first, second)| {
-            pair(blocks[*a], blocks[*b], inverse_t, first, second.as_mut());
+            pair(&blocks[*a], &blocks[*b], inverse_t, first, second.as_mut());
         });
         for (a, b, first, second) in tasks {
             sums[a] = Some(first);
@@ -97,21 +124,21 @@ fn finish(sums: Vec<Sums>, temperature: f64, dim: usize) -> PointTerm {
 /// Ranks split the point term this way: each computes its blocks' rows.
 pub fn point_term_blocks(points: ArrayView2<f32>, temperature: f64, which: std::ops::Range<usize>) -> PointTerm {
     let (k, dim) = points.dim();
-    let size = block_size(k);
-    let block = |b: usize| points.slice(s![b * size..((b + 1) * size).min(k), ..]);
+    let blocks = blocks(points, block_size(k));
     let inverse_t = (1.0 / temperature) as f32;
-    let order = rounds(k.div_ceil(size));
+    let order = rounds(blocks.len());
     let sums: Vec<Sums> = which
         .into_par_iter()
         .map(|a| {
-            let mine = block(a);
-            let mut sums = Sums { weighted: Array2::zeros((mine.nrows(), dim)), total: Array1::zeros(mine.nrows()) };
+            let mine = &blocks[a];
+            let rows = mine.points.nrows();
+            let mut sums = Sums { weighted: Array2::zeros((rows, dim)), total: Array1::zeros(rows) };
             for round in &order {
                 let Some(&(x, y)) = round.iter().find(|&&(x, y)| x == a || y == a) else {
                     continue;
                 };
                 let partner = if x == a { y } else { x };
-                pair(mine, block(partner), inverse_t, &mut sums, None);
+                pair(mine, &blocks[partner], inverse_t, &mut sums, None);
             }
             sums
         })
@@ -126,9 +153,14 @@ pub fn block_count(k: usize) -> usize {
 
 /// Adds the weights between blocks `a` and `b` to both blocks' sums (to
 /// `first` alone when `second` is None: a block paired with itself).
-fn pair(a: ArrayView2<f32>, b: ArrayView2<f32>, inverse_t: f32, first: &mut Sums, second: Option<&mut Sums>) {
-    let mut weights = Array2::<f32>::zeros((a.nrows(), b.nrows()));
-    gemm_nt(a, b, &mut weights.view_mut());
+fn pair(a: &Block, b: &Block, inverse_t: f32, first: &mut Sums, second: Option<&mut Sums>) {
+    let mut wide = Vec::new();
+    b.columns.product_padded(a.points, &mut wide);
+    let count = b.points.nrows();
+    let mut weights = Array2::<f32>::zeros((a.points.nrows(), count));
+    for (mut row, line) in weights.rows_mut().into_iter().zip(wide.chunks_exact(b.columns.stride())) {
+        row.iter_mut().zip(&line[..count]).for_each(|(w, &x)| *w = x);
+    }
     let slice = weights.as_slice_mut().expect("a fresh array is contiguous");
     for w in slice.iter_mut() {
         *w = (*w - 1.0) * inverse_t;
@@ -137,12 +169,20 @@ fn pair(a: ArrayView2<f32>, b: ArrayView2<f32>, inverse_t: f32, first: &mut Sums
     for (total, row) in first.total.iter_mut().zip(weights.rows()) {
         *total += row.iter().map(|&w| f64::from(w)).sum::<f64>();
     }
-    gemm_add(weights.view(), b, &mut first.weighted.view_mut());
+    add_product(weights.view(), &b.transposed, &mut first.weighted, &mut wide);
     if let Some(second) = second {
         for (total, column) in second.total.iter_mut().zip(weights.columns()) {
             *total += column.iter().map(|&w| f64::from(w)).sum::<f64>();
         }
-        gemm_add(weights.t(), a, &mut second.weighted.view_mut());
+        add_product(weights.t(), &a.transposed, &mut second.weighted, &mut wide);
+    }
+}
+
+/// `out += rows · columnsᵀ`, through `wide` (reused scratch).
+fn add_product(rows: ArrayView2<f32>, columns: &Packed, out: &mut Array2<f32>, wide: &mut Vec<f32>) {
+    columns.product_padded(rows, wide);
+    for (mut row, line) in out.rows_mut().into_iter().zip(wide.chunks_exact(columns.stride())) {
+        row.iter_mut().zip(line).for_each(|(o, &x)| *o += x);
     }
 }
 
