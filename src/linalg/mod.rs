@@ -2,10 +2,13 @@
 //!
 //! Every similarity that decides an assignment or a mapping is computed by
 //! [`dot`], whose summation order is fixed, so the same pair always gets the
-//! same bits whatever the thread count or code path. Matrix products (BLAS-like,
-//! via `matrixmultiply`) are only used as a fast filter: their error against
-//! [`dot`] is bounded by [`score_tolerance`], and any candidate within that
-//! tolerance of the best is re-scored with [`dot`].
+//! same bits whatever the thread count or code path. Matrix products are
+//! either a fast filter (`matrixmultiply` via [`gemm_nt`], or the crate's
+//! [`Packed`] product): their error against [`dot`] is bounded by
+//! [`score_tolerance`], and any candidate within that tolerance of the best
+//! is re-scored with [`dot`]. Or they are values in their own right
+//! (ActiveFT's point term), and then only [`Packed`] serves: it gives the
+//! same bits on every CPU.
 
 mod codes;
 mod product;

@@ -775,7 +775,7 @@ pub fn select(
 ) -> Result<Outcome> {
     let start = Instant::now();
     let run = greedy(features, k, round, &mut on_pick)?;
-    let work = Work { full_scans: run.estimated + run.gains, rescored: run.exact };
+    let work = run.work();
     Ok(Outcome::new(run.picks, Vec::new(), run.objective, start.elapsed().as_secs_f64(), 0.0, work))
 }
 
@@ -823,8 +823,7 @@ pub fn select_by_parts(
             objective.push(part_objective.iter().sum());
             on_pick(picks.len() - 1, objective[picks.len() - 1]);
         }
-        work.full_scans += run.estimated + run.gains;
-        work.rescored += run.exact;
+        work += run.work();
     }
     Ok(Outcome::new(picks, Vec::new(), objective, start.elapsed().as_secs_f64(), 0.0, work))
 }
@@ -874,6 +873,14 @@ struct Run {
     gains: u64,
     /// Similarities computed in float64.
     exact: u64,
+}
+
+impl Run {
+    /// The counters as the report names them: gains estimated or computed
+    /// count as full scans, float64 similarities as rescores.
+    fn work(&self) -> Work {
+        Work { full_scans: self.estimated + self.gains, rescored: self.exact }
+    }
 }
 
 fn greedy(features: ArrayView2<f32>, k: usize, round: &Round, on_pick: &mut impl FnMut(usize, f64)) -> Result<Run> {

@@ -306,8 +306,7 @@ impl Blocks {
             many => many.par_iter_mut().map_init(Vec::new, |wide, block| update(block, wide)).collect(),
         };
         for w in done {
-            self.work.full_scans += w.full_scans;
-            self.work.rescored += w.rescored;
+            self.work += w;
         }
         for (&b, block) in which.iter().zip(out) {
             self.queue.push(Queued { least: block.least, block: b });

@@ -81,6 +81,13 @@ pub struct Work {
     pub rescored: u64,
 }
 
+impl std::ops::AddAssign for Work {
+    fn add_assign(&mut self, other: Work) {
+        self.full_scans += other.full_scans;
+        self.rescored += other.rescored;
+    }
+}
+
 /// How the engine finds nearest points; both give the same answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
