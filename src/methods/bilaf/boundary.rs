@@ -20,6 +20,7 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use super::classes::Nearest;
+use super::distances::Distances;
 use super::{PENALTY_RATIO, distance, numpy_mean};
 
 /// One class after denoising.
@@ -28,6 +29,8 @@ pub struct Class<'a> {
     pub members: &'a [usize],
     /// Its centre's sample id (a core or a labeled sample).
     pub centre: usize,
+    /// Each member's inner mean, when denoising had them at hand.
+    pub inner: Option<&'a [f64]>,
 }
 
 /// The boundary picks of `class` (sample ids, in pick order): its
@@ -48,7 +51,10 @@ pub fn picks(
         return Vec::new();
     }
     let d = |a: usize, b: usize| distance(features, members[a], members[b]);
-    let inner = inner_means(features, members);
+    let inner = match class.inner {
+        Some(inner) => inner.to_vec(),
+        None => inner_means(&Distances::new(features, members, 0), &(0..m).collect::<Vec<_>>()),
+    };
     let drop = m / allocation;
     let mut penalty = vec![1.0f64; classes];
     let mut chosen = vec![centre_at];
@@ -93,16 +99,17 @@ pub fn argmin_prefers(a: f64, b: f64) -> bool {
     (a.is_nan() && !b.is_nan()) || a < b
 }
 
-/// Each member's mean distance to all members, itself included, summed in
-/// member order as numpy does. One row of distances at a time per thread.
-fn inner_means(features: ArrayView2<f32>, members: &[usize]) -> Vec<f64> {
-    members
+/// The inner mean of each member at `positions` (of `distances`): its mean
+/// distance to the members at all those positions, itself included, summed
+/// in that order as numpy does. One row of distances at a time per thread.
+pub fn inner_means(distances: &Distances, positions: &[usize]) -> Vec<f64> {
+    positions
         .par_iter()
         .map_init(
-            || Vec::with_capacity(members.len()),
-            |row, &i| {
+            || Vec::with_capacity(positions.len()),
+            |row, &p| {
                 row.clear();
-                row.extend(members.iter().map(|&j| distance(features, i, j)));
+                row.extend(positions.iter().map(|&q| distances.get(p, q)));
                 numpy_mean(row)
             },
         )

@@ -13,14 +13,16 @@
 //! possible when duplicates of it sit at lower positions) is put back at
 //! the end, so every class keeps its centre.
 //!
-//! Memory is O(M): each outside member keeps its 10 nearest list entries
-//! and takes the distances to newcomers as they join, so no `M × M` matrix
-//! is ever held.
+//! Each outside member keeps its 10 nearest list entries and takes the
+//! distances to newcomers as they join. The distances come from the class's
+//! [`Distances`]: a table of every pair for classes up to its limit, so the
+//! boundary stage reads its inner means from the same table, and computed
+//! as asked above it, where memory stays O(M).
 
-use ndarray::ArrayView2;
 use rayon::prelude::*;
 
-use super::{DENSITY_NEAREST, MIN_CLASS, distance, numpy_mean};
+use super::distances::Distances;
+use super::{DENSITY_NEAREST, MIN_CLASS, numpy_mean};
 
 /// A member outside the density cluster, with its nearest list entries.
 struct Outside {
@@ -45,15 +47,15 @@ impl Outside {
     }
 }
 
-/// The members of one class (`members` ascending, `centre` among them)
-/// that denoising keeps, in joining order.
-pub fn denoise(features: ArrayView2<f32>, members: &[usize], centre: usize) -> Vec<usize> {
-    let m = members.len();
+/// The positions of the members of one class (the members of `distances`,
+/// ascending, the centre at position `centre_at`) that denoising keeps, in
+/// joining order.
+pub fn denoise(distances: &Distances, centre_at: usize) -> Vec<usize> {
+    let m = distances.count();
     if m < MIN_CLASS {
-        return members.to_vec();
+        return (0..m).collect();
     }
-    let centre_at = members.binary_search(&centre).expect("a centre is in its class");
-    let d = |a: usize, b: usize| distance(features, members[a], members[b]);
+    let d = |a: usize, b: usize| distances.get(a, b);
     let step = (m / 10).max(1);
     let mut order: Vec<(f64, usize)> = (0..m).map(|p| (d(centre_at, p), p)).collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -87,7 +89,7 @@ pub fn denoise(features: ArrayView2<f32>, members: &[usize], centre: usize) -> V
     if !list.contains(&centre_at) {
         list.push(centre_at);
     }
-    list.into_iter().map(|p| members[p]).collect()
+    list
 }
 
 /// Offers every outside member the list entries from `from` on.

@@ -6,6 +6,7 @@
 //! normalised rows, with float64 Euclidean distances:
 //!
 //! - `classes`: every sample's nearest centre and its nearest other centre;
+//! - `distances`: the distances within one class, each pair computed once;
 //! - `denoise`: each class grows a density cluster from its centre and
 //!   drops its last tenth;
 //! - `allocate`: the budget split over classes by their denoised sizes;
@@ -20,6 +21,7 @@ mod allocate;
 mod boundary;
 mod classes;
 mod denoise;
+mod distances;
 #[cfg(test)]
 mod literal;
 
@@ -33,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::linalg::squared_distance;
 use crate::nearest::{Mode, group_by_point};
 use activeft::ValidParams;
+use distances::{Distances, TABLE_MEMBERS};
 
 /// Classes smaller than this are not denoised.
 const MIN_CLASS: usize = 10;
@@ -56,7 +59,7 @@ pub fn select(
 ) -> Result<Outcome> {
     let mut outcome = activeft::select(features, params, round, Mode::Pruned, on_iteration)?;
     let start = Instant::now();
-    let boundary = stage_two(features.view(), &outcome.picks, budget - outcome.picks.len(), round)?;
+    let boundary = stage_two(features.view(), &outcome.picks, budget - outcome.picks.len(), round, TABLE_MEMBERS)?;
     let mut picks = std::mem::take(&mut outcome.picks);
     picks.extend(boundary);
     let mut done = Outcome::new(picks, outcome.init, outcome.losses, outcome.optimize_seconds, 0.0, outcome.work);
@@ -65,14 +68,24 @@ pub fn select(
 }
 
 /// `extra` boundary picks around `cores` and the labeled samples, in class
-/// order (centres ascending by id), each class's in pick order.
-fn stage_two(features: ArrayView2<f32>, cores: &[usize], extra: usize, round: &Round) -> Result<Vec<usize>> {
+/// order (centres ascending by id), each class's in pick order. Classes of
+/// up to `table_members` table their distances (the tests vary it).
+fn stage_two(
+    features: ArrayView2<f32>,
+    cores: &[usize],
+    extra: usize,
+    round: &Round,
+    table_members: usize,
+) -> Result<Vec<usize>> {
     let mut centres: Vec<usize> = cores.iter().chain(&round.labeled).copied().collect();
     centres.sort_unstable();
     let nearest = classes::nearest_centres(features, &centres)?;
     let members = group_by_point(&nearest.class, centres.len());
-    let denoised: Vec<Vec<usize>> =
-        members.par_iter().zip(&centres).map(|(ids, &centre)| denoise::denoise(features, ids, centre)).collect();
+    let (denoised, inner): (Vec<Vec<usize>>, Vec<Option<Vec<f64>>>) = members
+        .par_iter()
+        .zip(&centres)
+        .map(|(ids, &centre)| denoise_class(features, ids, centre, table_members))
+        .unzip();
     let sizes: Vec<usize> = denoised.iter().map(Vec::len).collect();
     let room: Vec<usize> = denoised
         .iter()
@@ -95,11 +108,27 @@ fn stage_two(features: ArrayView2<f32>, cores: &[usize], extra: usize, round: &R
     let picks: Vec<Vec<usize>> = (0..centres.len())
         .into_par_iter()
         .map(|c| {
-            let class = boundary::Class { members: &denoised[c], centre: centres[c] };
+            let class = boundary::Class { members: &denoised[c], centre: centres[c], inner: inner[c].as_deref() };
             boundary::picks(features, &class, allocation[c], &nearest, centres.len(), &round.taken)
         })
         .collect();
     Ok(picks.concat())
+}
+
+/// Denoises the class of `members` (ascending ids) around `centre`: the
+/// ids it keeps, in joining order, and their inner means when its
+/// distances were tabled (classes of up to `table_members`).
+fn denoise_class(
+    features: ArrayView2<f32>,
+    members: &[usize],
+    centre: usize,
+    table_members: usize,
+) -> (Vec<usize>, Option<Vec<f64>>) {
+    let distances = Distances::new(features, members, table_members);
+    let centre_at = members.binary_search(&centre).expect("a centre is in its class");
+    let kept = denoise::denoise(&distances, centre_at);
+    let inner = distances.is_tabled().then(|| boundary::inner_means(&distances, &kept));
+    (kept.into_iter().map(|p| members[p]).collect(), inner)
 }
 
 /// The float64 Euclidean distance between samples `a` and `b`.
@@ -167,8 +196,13 @@ mod tests {
             let cores = &free[..cores];
             let extra = ((n - cores.len()) as f64 * extra_frac) as usize;
             let expected = literal::stage_two(f.view(), cores, extra, &round);
-            let ours = stage_two(f.view(), cores, extra, &round);
+            let ours = stage_two(f.view(), cores, extra, &round, TABLE_MEMBERS);
             prop_assert_eq!(ours.as_ref().ok(), expected.as_ref());
+            // Without tables (every distance computed as asked), and with some classes tabled.
+            for limit in [0, n / 3] {
+                let other = stage_two(f.view(), cores, extra, &round, limit);
+                prop_assert_eq!(other.as_ref().ok(), expected.as_ref(), "tables up to {} members", limit);
+            }
             if let Ok(picks) = ours {
                 prop_assert_eq!(picks.len(), extra);
                 let mut seen = vec![false; n];
