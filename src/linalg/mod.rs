@@ -48,14 +48,23 @@ pub fn add_scaled(acc: &mut [f64], alpha: f64, x: &[f32]) {
 struct Kernels {
     dot: unsafe fn(&[f32], &[f32]) -> f32,
     add_scaled: unsafe fn(&mut [f64], f64, &[f32]),
+    squared_distance: DistanceBody,
 }
+
+/// A body of [`squared_distance`].
+type DistanceBody = unsafe fn(&[f32], &[f32]) -> f64;
 
 static KERNELS: std::sync::LazyLock<Kernels> = std::sync::LazyLock::new(|| {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        return Kernels { dot: simd::dot_avx2, add_scaled: simd::add_scaled_avx2 };
+        let squared_distance: DistanceBody = if std::arch::is_x86_feature_detected!("avx512f") {
+            simd::squared_distance_avx512
+        } else {
+            simd::squared_distance_avx2
+        };
+        return Kernels { dot: simd::dot_avx2, add_scaled: simd::add_scaled_avx2, squared_distance };
     }
-    Kernels { dot: dot_plain, add_scaled: add_scaled_plain }
+    Kernels { dot: dot_plain, add_scaled: add_scaled_plain, squared_distance: squared_distance_plain }
 });
 
 /// The portable body of [`dot`]: plain multiplies and adds in a fixed order
@@ -130,6 +139,26 @@ mod simd {
     pub unsafe fn add_scaled_avx2(acc: &mut [f64], alpha: f64, x: &[f32]) {
         super::add_scaled_plain(acc, alpha, x)
     }
+
+    /// [`super::squared_distance_plain`], compiled for AVX2 (each lane's
+    /// subtraction, product and sum stay separate operations: no fusing).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn squared_distance_avx2(a: &[f32], b: &[f32]) -> f64 {
+        super::squared_distance_plain(a, b)
+    }
+
+    /// [`super::squared_distance_plain`], compiled for AVX-512: the eight
+    /// running sums fit one register.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn squared_distance_avx512(a: &[f32], b: &[f32]) -> f64 {
+        super::squared_distance_plain(a, b)
+    }
 }
 
 /// The dot product of two float32 vectors in float64, in a fixed order
@@ -153,6 +182,15 @@ pub fn dot64(a: &[f32], b: &[f32]) -> f64 {
 /// a whole run at 500 points, through the movement bounds).
 pub fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
+    // SAFETY: as in `dot`.
+    unsafe { (KERNELS.squared_distance)(a, b) }
+}
+
+/// The portable body of [`squared_distance`]: eight running sums, lane `l`
+/// taking the elements `l mod 8`, added in lane order, then the tail.
+#[inline(always)]
+fn squared_distance_plain(a: &[f32], b: &[f32]) -> f64 {
+    debug_assert_eq!(a.len(), b.len());
     let mut acc = [0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f64 =
@@ -337,7 +375,27 @@ mod tests {
             add_scaled(&mut fast, -0.7, &a);
             add_scaled_plain(&mut plain, -0.7, &a);
             assert_eq!(fast, plain);
+            let want = squared_distance_plain(&a, &b).to_bits();
+            for body in squared_distance_bodies() {
+                // SAFETY: only bodies this CPU runs are listed.
+                assert_eq!(unsafe { body(&a, &b) }.to_bits(), want, "d = {d}");
+            }
         }
+    }
+
+    /// Every body of [`squared_distance`] this CPU can run.
+    fn squared_distance_bodies() -> Vec<DistanceBody> {
+        let mut all: Vec<DistanceBody> = vec![squared_distance_plain, squared_distance];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                all.push(simd::squared_distance_avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                all.push(simd::squared_distance_avx512);
+            }
+        }
+        all
     }
 
     #[test]
