@@ -1,6 +1,8 @@
-//! BiLAF's stage two holds O(class size) per class, never a class-size-squared
-//! distance matrix: one core makes the whole pool one class, and no single
-//! allocation may come near the matrix that class would need.
+//! BiLAF's stage two tables a class's distances only up to a limit (2,048
+//! members); a larger class is held in O(class size), never as a
+//! class-size-squared distance matrix: one core makes the whole pool (4,000
+//! samples) one class, and no single allocation may come near the matrix
+//! that class would need.
 
 use std::sync::atomic::Ordering;
 
