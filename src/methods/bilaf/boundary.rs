@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use super::classes::Nearest;
 use super::distances::Distances;
-use super::{PENALTY_RATIO, distance, numpy_mean};
+use super::{PENALTY_RATIO, numpy_mean};
 
 /// One class after denoising.
 pub struct Class<'a> {
@@ -50,10 +50,15 @@ pub fn picks(
     if allocation <= 1 {
         return Vec::new();
     }
-    let d = |a: usize, b: usize| distance(features, members[a], members[b]);
+    let distances = Distances::new(features, members, 0);
+    let d = |a: usize, b: usize| distances.get(a, b);
+    let computed;
     let inner = match class.inner {
-        Some(inner) => inner.to_vec(),
-        None => inner_means(&Distances::new(features, members, 0), &(0..m).collect::<Vec<_>>()),
+        Some(inner) => inner,
+        None => {
+            computed = inner_means(&distances, &(0..m).collect::<Vec<_>>());
+            &computed[..]
+        }
     };
     let drop = m / allocation;
     let mut penalty = vec![1.0f64; classes];
