@@ -2,13 +2,12 @@
 //!
 //! Every similarity that decides an assignment or a mapping is computed by
 //! [`dot`], whose summation order is fixed, so the same pair always gets the
-//! same bits whatever the thread count or code path. Matrix products are
-//! either a fast filter (`matrixmultiply` via [`gemm_nt`], or the crate's
-//! [`Packed`] product): their error against [`dot`] is bounded by
-//! [`score_tolerance`], and any candidate within that tolerance of the best
-//! is re-scored with [`dot`]. Or they are values in their own right
-//! (ActiveFT's point term), and then only [`Packed`] serves: it gives the
-//! same bits on every CPU.
+//! same bits whatever the thread count or code path. The float32 matrix
+//! products run on the crate's [`Packed`] product (or its 8-bit [`Codes`]),
+//! which gives the same bits on every CPU. Most are filters: their error against
+//! [`dot`] is bounded by [`score_tolerance`], and any candidate within that
+//! tolerance of the best is re-scored with [`dot`]. ActiveFT's point term
+//! uses the product's values themselves.
 
 mod codes;
 mod product;
@@ -18,8 +17,7 @@ pub use codes::{Codes, Columns, codes_are_fast};
 pub use product::{Packed, kernel_name};
 pub use screen::Screen;
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2};
 
 /// Independent partial sums in [`dot`]: four SIMD registers of eight, so
 /// additions do not wait on each other.
@@ -254,12 +252,6 @@ pub fn score_tolerance(dim: usize) -> f32 {
     4.0 * dot_error_bound(dim)
 }
 
-/// `out = rows · colsᵀ`, single-threaded; callers parallelise over tiles so
-/// the result never depends on the number of threads.
-pub fn gemm_nt(rows: ArrayView2<f32>, cols: ArrayView2<f32>, out: &mut ArrayViewMut2<f32>) {
-    general_mat_mul(1.0, &rows, &cols.t(), 0.0, out);
-}
-
 /// Row `i` of `a` as a slice; the pools and blocks the crate builds are
 /// contiguous, row-major.
 pub fn row<'a>(a: ArrayView2<'a, f32>, i: usize) -> &'a [f32] {
@@ -343,7 +335,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn dot_and_gemm_agree_within_the_bound(
+        fn dot_and_the_product_agree_within_the_bound(
             d in 1usize..70,
             seed in proptest::collection::vec(-1.0f32..1.0, 140),
         ) {
@@ -353,7 +345,7 @@ mod tests {
             let av = ArrayView2::from_shape((1, d), &a).unwrap();
             let bv = ArrayView2::from_shape((1, d), &b).unwrap();
             let mut out = Array2::zeros((1, 1));
-            gemm_nt(av, bv, &mut out.view_mut());
+            Packed::new(bv).product_into(av, &mut Vec::new(), &mut out.view_mut());
             let bound = f64::from(dot_error_bound(d));
             prop_assert!((f64::from(dot(&a, &b)) - exact).abs() <= bound);
             prop_assert!((f64::from(out[[0, 0]]) - exact).abs() <= bound);

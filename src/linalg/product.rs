@@ -5,7 +5,7 @@
 //! AVX-512, AVX2 and portable bodies give the same bits and anything counted
 //! from the filter does not depend on the CPU.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// Columns are padded to a multiple of this many (one AVX-512 register).
 const WIDTH: usize = 16;
@@ -85,6 +85,19 @@ impl Packed {
         // `nrows * dim` floats, `data` `dim * width`, `wide` `nrows * width`,
         // and `width` is a multiple of WIDTH.
         unsafe { (KERNEL.0)(a, &self.data, self.dim, self.width, wide) };
+    }
+
+    /// `rows · colsᵀ` into `out` (rows × [`Packed::len`]), single-threaded,
+    /// through [`Packed::product_padded`] and `wide`, a buffer to reuse.
+    pub fn product_into(&self, rows: ArrayView2<f32>, wide: &mut Vec<f32>, out: &mut ArrayViewMut2<f32>) {
+        assert_eq!(out.dim(), (rows.nrows(), self.cols), "the output is rows by columns");
+        self.product_padded(rows, wide);
+        if self.is_empty() {
+            return;
+        }
+        for (padded, mut row) in wide.chunks_exact(self.width).zip(out.rows_mut()) {
+            row.assign(&ndarray::ArrayView1::from(&padded[..self.cols]));
+        }
     }
 }
 

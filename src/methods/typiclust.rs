@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use super::{Outcome, Round, kmeans};
 use crate::error::Result;
-use crate::linalg::{dot64, gemm_nt, score_tolerance, squared_distance};
+use crate::linalg::{Packed, dot64, score_tolerance, squared_distance};
 use crate::nearest::{Work, group_by_point};
 
 /// Clusters at most, by default.
@@ -150,12 +150,13 @@ fn typicality(features: ArrayView2<f32>, left: &[usize], which: &[usize]) -> (Ve
     let row = |j: usize| block.row(j).to_slice().expect("a fresh array is contiguous");
     let norms: Vec<f64> = (0..left.len()).map(|j| dot64(row(j), row(j))).collect();
     let tolerance = f64::from(score_tolerance(features.ncols())) + 1e-9;
+    let packed = Packed::new(block.view());
     which
         .par_chunks(TILE)
         .flat_map_iter(|tile| {
             let rows = block.select(Axis(0), tile);
             let mut dots = Array2::<f32>::zeros((tile.len(), left.len()));
-            gemm_nt(rows.view(), block.view(), &mut dots.view_mut());
+            packed.product_into(rows.view(), &mut Vec::new(), &mut dots.view_mut());
             let scored: Vec<(f64, f64)> = tile
                 .iter()
                 .zip(dots.rows())

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::bounds::Pruned;
 use super::sweeps::score_key;
 use crate::chunks;
-use crate::linalg::{dot, gemm_nt, refined_argmax, score_tolerance};
+use crate::linalg::{Packed, dot, refined_argmax, score_tolerance};
 
 /// Points whose similarities to the whole pool are computed at once.
 const POINT_TILE: usize = 32;
@@ -23,9 +23,11 @@ pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>, mut taken:
     for first in (0..k).step_by(POINT_TILE) {
         let tile = points.slice(s![first..(first + POINT_TILE).min(k), ..]);
         let mut scores = Array2::<f32>::zeros((n, tile.nrows()));
-        scores.axis_chunks_iter_mut(Axis(0), chunks::MAP).into_par_iter().enumerate().for_each(|(c, mut out)| {
+        let packed = Packed::new(tile);
+        let chunks = scores.axis_chunks_iter_mut(Axis(0), chunks::MAP).into_par_iter().enumerate();
+        chunks.for_each_init(Vec::new, |wide, (c, mut out)| {
             let rows = features.slice(s![c * chunks::MAP..c * chunks::MAP + out.nrows(), ..]);
-            gemm_nt(rows, tile, &mut out);
+            packed.product_into(rows, wide, &mut out);
         });
         for (p, column) in scores.columns().into_iter().enumerate() {
             let point = tile.row(p);

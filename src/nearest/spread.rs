@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::chunks;
 use crate::comm::Part;
-use crate::linalg::{dot, gemm_nt, score_tolerance};
+use crate::linalg::{Packed, dot, score_tolerance};
 
 /// Samples each rank proposes per point at a time.
 const LISTED: usize = 16;
@@ -120,9 +120,11 @@ fn propose_all(features: ArrayView2<f32>, part: &Part, points: ArrayView2<f32>, 
     for first in (0..points.nrows()).step_by(POINT_TILE) {
         let tile = points.slice(s![first..(first + POINT_TILE).min(points.nrows()), ..]);
         let mut scores = Array2::<f32>::zeros((n, tile.nrows()));
-        scores.axis_chunks_iter_mut(Axis(0), chunks::MAP).into_par_iter().enumerate().for_each(|(c, mut out)| {
+        let packed = Packed::new(tile);
+        let chunks = scores.axis_chunks_iter_mut(Axis(0), chunks::MAP).into_par_iter().enumerate();
+        chunks.for_each_init(Vec::new, |wide, (c, mut out)| {
             let rows = features.slice(s![c * chunks::MAP..c * chunks::MAP + out.nrows(), ..]);
-            gemm_nt(rows, tile, &mut out);
+            packed.product_into(rows, wide, &mut out);
         });
         let tile_lists: Vec<Vec<Proposal>> = (0..tile.nrows())
             .into_par_iter()

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::{NO_RIVAL, distance};
 use crate::chunks;
 use crate::error::{Result, filled};
-use crate::linalg::{dot64, gemm_nt, score_tolerance};
+use crate::linalg::{Packed, dot64, score_tolerance};
 
 /// Per sample: its class, its distance to the nearest other centre, and that
 /// centre's class.
@@ -41,16 +41,17 @@ pub fn nearest_centres(features: ArrayView2<f32>, centres: &[usize]) -> Result<N
     let mut class = filled(n, 0usize, "the classes")?;
     let mut outer = filled(n, 0f64, "the classes")?;
     let mut rival = filled(n, 0usize, "the classes")?;
+    let packed = Packed::new(points.view());
     class
         .par_chunks_mut(chunks::SCAN)
         .zip(outer.par_chunks_mut(chunks::SCAN))
         .zip(rival.par_chunks_mut(chunks::SCAN))
         .enumerate()
-        .for_each(|(t, ((class, outer), rival))| {
+        .for_each_init(Vec::new, |wide, (t, ((class, outer), rival))| {
             let first = t * chunks::SCAN;
             let rows = features.slice(ndarray::s![first..first + class.len(), ..]);
             let mut scores = Array2::<f32>::zeros((class.len(), centres.len()));
-            gemm_nt(rows, points.view(), &mut scores.view_mut());
+            packed.product_into(rows, wide, &mut scores.view_mut());
             for (r, mut s) in scores.rows_mut().into_iter().enumerate() {
                 for (v, h) in s.iter_mut().zip(&half_norms) {
                     *v -= h;
