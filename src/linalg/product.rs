@@ -353,6 +353,21 @@ mod tests {
     }
 
     #[test]
+    fn product_into_holds_the_padded_product_without_its_padding() {
+        for (rows, cols, dim) in [(5, 3, 7), (9, 70, 384), (4, 64, 33), (2, 0, 4), (0, 5, 3)] {
+            let (a, b) = (random(rows, dim, 7), random(cols, dim, 8));
+            let packed = Packed::new(b.view());
+            let mut padded = Vec::new();
+            packed.product_padded(a.view(), &mut padded);
+            let mut out = Array2::from_elem((rows, cols), f32::NAN);
+            packed.product_into(a.view(), &mut vec![9.0; 3], &mut out.view_mut());
+            for ((r, c), &x) in out.indexed_iter() {
+                assert_eq!(x.to_bits(), padded[r * packed.stride() + c].to_bits(), "{rows}x{cols}x{dim} at {r},{c}");
+            }
+        }
+    }
+
+    #[test]
     fn every_kernel_gives_the_portable_bits() {
         for (rows, cols, dim) in
             [(1, 1, 1), (5, 3, 7), (9, 70, 384), (4, 64, 33), (13, 17, 100), (0, 5, 3), (6, 200, 40), (3, 513, 5)]
