@@ -4,10 +4,10 @@
 //! [`dot`], whose summation order is fixed, so the same pair always gets the
 //! same bits whatever the thread count or code path. The float32 matrix
 //! products run on the crate's [`Packed`] product (or its 8-bit [`Codes`]),
-//! which gives the same bits on every CPU. Most are filters: their error against
-//! [`dot`] is bounded by [`score_tolerance`], and any candidate within that
-//! tolerance of the best is re-scored with [`dot`]. ActiveFT's point term
-//! uses the product's values themselves.
+//! which gives the same bits on every CPU. Most are filters: their error
+//! against [`dot`] is bounded by [`score_tolerance`], and any candidate
+//! within that tolerance of the best is re-scored with [`dot`]. ActiveFT's
+//! point term uses the product's values themselves.
 
 mod codes;
 mod product;
