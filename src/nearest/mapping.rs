@@ -22,13 +22,7 @@ pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>, mut taken:
     let mut picks = Vec::with_capacity(k);
     for first in (0..k).step_by(POINT_TILE) {
         let tile = points.slice(s![first..(first + POINT_TILE).min(k), ..]);
-        let mut scores = Array2::<f32>::zeros((n, tile.nrows()));
-        let packed = Packed::new(tile);
-        let chunks = scores.axis_chunks_iter_mut(Axis(0), chunks::MAP).into_par_iter().enumerate();
-        chunks.for_each_init(Vec::new, |wide, (c, mut out)| {
-            let rows = features.slice(s![c * chunks::MAP..c * chunks::MAP + out.nrows(), ..]);
-            packed.product_into(rows, wide, &mut out);
-        });
+        let scores = pool_scores(features, tile);
         for (p, column) in scores.columns().into_iter().enumerate() {
             let point = tile.row(p);
             let point = point.as_slice().expect("points are contiguous");
@@ -40,6 +34,19 @@ pub fn greedy_map(features: ArrayView2<f32>, points: ArrayView2<f32>, mut taken:
         }
     }
     picks
+}
+
+/// The float32 scores of every sample against each point of `tile` (n ×
+/// tile), in parallel chunks of the pool: a filter, refined with [`dot`].
+pub(super) fn pool_scores(features: ArrayView2<f32>, tile: ArrayView2<f32>) -> Array2<f32> {
+    let mut scores = Array2::<f32>::zeros((features.nrows(), tile.nrows()));
+    let packed = Packed::new(tile);
+    let chunks = scores.axis_chunks_iter_mut(Axis(0), chunks::MAP).into_par_iter().enumerate();
+    chunks.for_each_init(Vec::new, |wide, (c, mut out)| {
+        let rows = features.slice(s![c * chunks::MAP..c * chunks::MAP + out.nrows(), ..]);
+        packed.product_into(rows, wide, &mut out);
+    });
+    scores
 }
 
 /// The same picks as [`greedy_map`] for the first `count` points, without

@@ -8,12 +8,12 @@
 //! samples could still win, that rank lists its next best for that point
 //! (a collective every rank joins, since every rank sees the same need).
 
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{ArrayView2, s};
 use rayon::prelude::*;
 
-use crate::chunks;
+use super::mapping::pool_scores;
 use crate::comm::Part;
-use crate::linalg::{Packed, dot, score_tolerance};
+use crate::linalg::{dot, score_tolerance};
 
 /// Samples each rank proposes per point at a time.
 const LISTED: usize = 16;
@@ -119,13 +119,7 @@ fn propose_all(features: ArrayView2<f32>, part: &Part, points: ArrayView2<f32>, 
     let mut lists = Vec::with_capacity(points.nrows());
     for first in (0..points.nrows()).step_by(POINT_TILE) {
         let tile = points.slice(s![first..(first + POINT_TILE).min(points.nrows()), ..]);
-        let mut scores = Array2::<f32>::zeros((n, tile.nrows()));
-        let packed = Packed::new(tile);
-        let chunks = scores.axis_chunks_iter_mut(Axis(0), chunks::MAP).into_par_iter().enumerate();
-        chunks.for_each_init(Vec::new, |wide, (c, mut out)| {
-            let rows = features.slice(s![c * chunks::MAP..c * chunks::MAP + out.nrows(), ..]);
-            packed.product_into(rows, wide, &mut out);
-        });
+        let scores = pool_scores(features, tile);
         let tile_lists: Vec<Vec<Proposal>> = (0..tile.nrows())
             .into_par_iter()
             .map(|p| {
