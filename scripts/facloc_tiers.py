@@ -9,8 +9,8 @@ signed integer codes of that many bits with one scale per row, as
 `linalg/codes.rs` does for 8 bits, and each similarity is bounded from
 above by the codes' estimate plus the two rows' residual norms (the proven
 bound's size). The greedy keeps a key per candidate: stale (from an earlier
-pick), then the coded bound, then the float32 estimate (taken as the exact
-gain here), then exact. It prints, per BITS, how many coded and how many
+pick), then the coded bound, then the float32 estimate, taken here as the
+exact gain, which decides the pick. It prints, per BITS, how many coded and how many
 float32 estimates the picks needed, against the plain lazy greedy's float32
 estimates. Needs the n x n similarity matrix in memory (20,000 rows: 1.6 GB),
 so it is for pools of that size. Not run in CI.
@@ -23,7 +23,7 @@ import numpy as np
 
 
 def coded(x, bits):
-    """Upper-bound similarities from codes of `bits` bits, and the radii."""
+    """Upper bounds on the similarities from codes of `bits` bits."""
     levels = 2 ** (bits - 1) - 1
     scale = np.abs(x).max(1) / levels
     q = np.round(x / scale[:, None])
