@@ -3,13 +3,15 @@
 //! Every similarity that decides an assignment or a mapping is computed by
 //! [`dot`], whose summation order is fixed, so the same pair always gets the
 //! same bits whatever the thread count or code path. The float32 matrix
-//! products run on the crate's [`Packed`] product (or its 8-bit [`Codes`]),
-//! which gives the same bits on every CPU. Most are filters: their error
+//! products run on the crate's [`Packed`] product (or its 8-bit [`Codes`],
+//! or, for facility location's estimates, the 12-bit [`codes12`]), which
+//! give the same bits on every CPU. Most are filters: their error
 //! against [`dot`] is bounded by [`score_tolerance`], and any candidate
 //! within that tolerance of the best is re-scored with [`dot`]. ActiveFT's
 //! point term uses the product's values themselves.
 
 mod codes;
+pub mod codes12;
 mod product;
 mod screen;
 

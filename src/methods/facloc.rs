@@ -7,10 +7,11 @@
 //! the first pick), adding `j` gains `Σ_i max(0, cos(f_i, f_j) − c_i)`.
 //! Gains only shrink as the selection grows, so an old gain bounds the new
 //! one (the lazy greedy), and each pick recomputes only the leading
-//! candidates: first a float32 estimate (an upper bound), then, for the
-//! few that lead, the gain itself with float64 similarities ([`dot64`]),
-//! so gains are a float64 greedy's to rounding; gains within [`TIE`] of the
-//! best are ties, which go to the lowest id.
+//! candidates: first an estimate (an upper bound, from the float32
+//! product, or from 12-bit codes where the CPU multiplies them faster:
+//! [`codes12`]), then, for the few that lead, the gain itself with float64
+//! similarities ([`dot64`]), so gains are a float64 greedy's to rounding;
+//! gains within [`TIE`] of the best are ties, which go to the lowest id.
 //!
 //! The first estimate after a sample is served is a *full round*: every
 //! candidate against the whole pool, which the lazy greedy would need
@@ -36,6 +37,7 @@ use rayon::prelude::*;
 use super::{Outcome, Round, kmeans};
 use crate::chunks::rounds;
 use crate::error::{Result, filled};
+use crate::linalg::codes12::{self, Block, Panel, Scales};
 use crate::linalg::{Packed, dot_error_bound, dot64, row};
 use crate::nearest::Work;
 
@@ -48,6 +50,11 @@ const BATCH: usize = 64;
 const TILE_ROWS: usize = 512;
 /// Fewer rows than this are scored by plain dot products.
 const FEW: usize = 4;
+/// Pools from this many samples estimate through 12-bit codes where the
+/// CPU makes them cheap ([`codes12::codes_are_fast`]): below it the
+/// estimates are a small part of a run, and the float32 ones keep the
+/// work counters of small pools the same on every CPU.
+const CODED_FROM: usize = 4096;
 /// Lloyd iterations for `--partitions`: at ImageNet scale k-means does not
 /// settle in 100, and the parts only have to be compact, not optimal.
 const PARTITION_STEPS: usize = 10;
@@ -57,7 +64,7 @@ const PARTITION_STEPS: usize = 10;
 enum Known {
     /// `key` bounds the gain from above (from an earlier pick).
     Stale,
-    /// `key` bounds it from above by a float32 estimate.
+    /// `key` bounds it from above by an estimate.
     Estimated,
     /// `key` is the gain.
     Exact,
@@ -287,10 +294,13 @@ struct Coverage<'a> {
     gains: u64,
     /// Candidates estimated so far.
     estimated: u64,
+    /// Every row's scales for 12-bit estimates; None: float32 ones.
+    coded: Option<Scales>,
 }
 
 impl<'a> Coverage<'a> {
-    fn new(features: ArrayView2<'a, f32>, width: usize, tile: usize) -> Self {
+    /// The state before any pick; `coded`: estimate through 12-bit codes.
+    fn new(features: ArrayView2<'a, f32>, width: usize, tile: usize, coded: bool) -> Self {
         let n = features.nrows();
         Coverage {
             features,
@@ -306,6 +316,7 @@ impl<'a> Coverage<'a> {
             exact: 0,
             gains: 0,
             estimated: 0,
+            coded: coded.then(|| Scales::new(features)),
         }
     }
 
@@ -353,12 +364,16 @@ impl<'a> Coverage<'a> {
     }
 
     fn estimate_batch(&self, ids: &[usize]) -> Vec<f64> {
-        let rows = self.features.select(Axis(0), ids);
-        let packed = (ids.len() >= FEW).then(|| Packed::new(rows.view()));
         let mut totals = Above::new(ids.len());
         for (b, &j) in ids.iter().enumerate() {
             self.listed_part(j, &mut totals, b);
         }
+        if let Some(scales) = self.coded.as_ref().filter(|_| ids.len() >= FEW) {
+            let unresolved = self.coded_part(ids, scales);
+            return totals.bounds(self.error).iter().zip(unresolved).map(|(listed, part)| listed + part).collect();
+        }
+        let rows = self.features.select(Axis(0), ids);
+        let packed = (ids.len() >= FEW).then(|| Packed::new(rows.view()));
         let runs = self.per_run(|run| {
             let scores = self.run_scores(run, rows.view(), packed.as_ref());
             Above::of(run.iter().enumerate().map(|(r, &i)| (self.best[i], scores.row(r, i))), self.error)
@@ -367,6 +382,33 @@ impl<'a> Coverage<'a> {
             totals.add(&run);
         }
         totals.bounds(self.error)
+    }
+
+    /// Upper bounds on the unresolved samples' parts of the gains of `ids`
+    /// (at most a panel of them) from 12-bit codes: every similarity is
+    /// bounded from above ([`Panel::upper`]), so only the sums' rounding is
+    /// left to allow for.
+    fn coded_part(&self, ids: &[usize], scales: &Scales) -> Vec<f64> {
+        let mut columns = Block::default();
+        columns.fill(self.features, ids, scales);
+        let panel = Panel::new(&columns);
+        let runs = self.per_run(|run| {
+            let (mut block, mut dots, mut upper) = (Block::default(), Vec::new(), vec![0.0; ids.len()]);
+            block.fill(self.features, run, scales);
+            panel.dots(&block, &mut dots);
+            let mut sums = vec![0.0; ids.len()];
+            for (r, &i) in run.iter().enumerate() {
+                panel.upper(&block, r, &dots[r * codes12::PANEL..], &mut upper);
+                let coverage = self.best[i];
+                for (sum, &u) in sums.iter_mut().zip(&upper) {
+                    *sum += (u - coverage).max(0.0);
+                }
+            }
+            sums
+        });
+        // Summing n non-negative terms in float64 errs by under n · 2⁻⁵³
+        // of the total: this margin covers pools of up to 3 · 10⁷ samples.
+        (0..ids.len()).map(|b| runs.iter().map(|sums| sums[b]).sum::<f64>() * (1.0 + 4e-9)).collect()
     }
 
     /// Adds what the resolved samples listing `j` give its estimate to
@@ -884,20 +926,28 @@ impl Run {
 }
 
 fn greedy(features: ArrayView2<f32>, k: usize, round: &Round, on_pick: &mut impl FnMut(usize, f64)) -> Result<Run> {
-    greedy_listing(features, k, round, LISTED, TILE_ROWS, on_pick)
+    let coded = codes12::codes_are_fast() && features.nrows() >= CODED_FROM;
+    greedy_listing(features, k, round, Listing { width: LISTED, tile: TILE_ROWS, coded }, on_pick)
 }
 
-/// [`greedy`] with `width` candidates listed per sample and full-round
-/// tiles of `tile` samples (tests vary both).
+/// How the greedy estimates: `width` candidates listed per sample,
+/// full-round tiles of `tile` samples, and 12-bit codes or float32 (tests
+/// vary all three).
+struct Listing {
+    width: usize,
+    tile: usize,
+    coded: bool,
+}
+
+/// [`greedy`] estimating as `listing` says.
 fn greedy_listing(
     features: ArrayView2<f32>,
     k: usize,
     round: &Round,
-    width: usize,
-    tile: usize,
+    listing: Listing,
     on_pick: &mut impl FnMut(usize, f64),
 ) -> Result<Run> {
-    let mut coverage = Coverage::new(features, width, tile);
+    let mut coverage = Coverage::new(features, listing.width, listing.tile, listing.coded);
     coverage.add(&round.labeled);
     let mut heap = initial_bounds(features, round);
     let mut picks = Vec::with_capacity(k);
@@ -1044,7 +1094,7 @@ mod tests {
             n in 2usize..160, d in 1usize..12, k_frac in 0.0f64..0.6, grid in proptest::option::of(1i32..3),
             labeled_every in 0usize..9, excluded_every in 0usize..7, seed in 0u64..1000,
             width in proptest::sample::select(vec![1usize, 2, 5, LISTED]),
-            tile in proptest::sample::select(vec![1usize, 7, 70, TILE_ROWS]),
+            tile in proptest::sample::select(vec![1usize, 7, 70, TILE_ROWS]), coded: bool,
         ) {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let f = unit_rows(n, d, &mut rng, grid);
@@ -1052,7 +1102,7 @@ mod tests {
             let left = round.eligible().len();
             prop_assume!(left > 0);
             let k = ((left as f64 * k_frac) as usize).clamp(1, left);
-            let run = greedy_listing(f.view(), k, &round, width, tile, &mut |_, _| {}).unwrap();
+            let run = greedy_listing(f.view(), k, &round, Listing { width, tile, coded }, &mut |_, _| {}).unwrap();
             prop_assert_eq!(&run.picks, &literal(&f, k, &round));
             prop_assert!(run.objective.windows(2).all(|w| w[1] >= w[0] - 1e-9));
         }
@@ -1099,7 +1149,7 @@ mod tests {
             let round = crate::testing::round_every(n, 0, excluded_every);
             let ids: Vec<usize> = round.eligible().into_iter().filter(|&j| j != 0).collect();
             prop_assume!(!ids.is_empty());
-            let mut coverage = Coverage::new(f.view(), width, tile);
+            let mut coverage = Coverage::new(f.view(), width, tile, false);
             coverage.add(&[0]);
             let estimates = coverage.full_round(&ids).unwrap();
             // The product's bits: one fused chain per entry, in dimension order.
