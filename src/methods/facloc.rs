@@ -51,9 +51,9 @@ const TILE_ROWS: usize = 512;
 /// Fewer rows than this are scored by plain dot products.
 const FEW: usize = 4;
 /// Pools from this many samples estimate through 12-bit codes where the
-/// CPU makes them cheap ([`codes12::codes_are_fast`]): below it the
-/// estimates are a small part of a run, and the float32 ones keep the
-/// work counters of small pools the same on every CPU.
+/// CPU makes them cheap ([`codes12::codes_are_fast`]). Smaller ones keep
+/// float32 estimates, so their work counters (the regression check's
+/// pools) are the same on every CPU.
 const CODED_FROM: usize = 4096;
 /// Lloyd iterations for `--partitions`: at ImageNet scale k-means does not
 /// settle in 100, and the parts only have to be compact, not optimal.
