@@ -12,6 +12,19 @@ pub fn unit_rows(n: usize, d: usize, rng: &mut Xoshiro256PlusPlus, grid: Option<
     unit_rows64(n, d, rng, grid).mapv(|x| x as f32)
 }
 
+/// [`unit_rows`] with row 0 zero and row 1 one-hot in the last dimension
+/// (where there is room): the edges of a coding, with no scale and with a
+/// code at the clamp.
+pub fn unit_rows_with_edges(n: usize, d: usize, rng: &mut Xoshiro256PlusPlus, grid: Option<i32>) -> Array2<f32> {
+    let mut f = unit_rows(n, d, rng, grid);
+    f.row_mut(0).fill(0.0);
+    if n > 1 {
+        f.row_mut(1).fill(0.0);
+        f[[1, d - 1]] = 1.0;
+    }
+    f
+}
+
 /// [`unit_rows`] in float64, for the float64 oracles.
 pub fn unit_rows64(n: usize, d: usize, rng: &mut Xoshiro256PlusPlus, grid: Option<i32>) -> Array2<f64> {
     let raw = Array2::from_shape_fn((n, d), |_| match grid {

@@ -477,13 +477,7 @@ mod tests {
             n in 1usize..40, d in 1usize..70, cols in 0usize..140, grid in proptest::option::of(1i32..3), seed in 0u64..1000,
         ) {
             let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
-            let mut f = crate::testing::unit_rows(n, d, &mut rng, grid);
-            // A zero row and a one-hot row: no scale, and a code at the clamp.
-            f.row_mut(0).fill(0.0);
-            if n > 1 {
-                f.row_mut(1).fill(0.0);
-                f[[1, d - 1]] = 1.0;
-            }
+            let f = crate::testing::unit_rows_with_edges(n, d, &mut rng, grid);
             let codes = Codes::new(f.view());
             let rows: Vec<usize> = (0..n).collect();
             let ids: Vec<usize> = (0..cols).map(|c| (c * 7 + 3) % n).collect();

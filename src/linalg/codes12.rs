@@ -308,26 +308,8 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array2;
     use proptest::prelude::*;
     use rand::SeedableRng;
-
-    fn exact(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum()
-    }
-
-    /// Unit rows, with a zero row and a one-hot row (no scale, and a code
-    /// at the clamp) where there is room.
-    fn rows(n: usize, d: usize, grid: Option<i32>, seed: u64) -> Array2<f32> {
-        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
-        let mut f = crate::testing::unit_rows(n, d, &mut rng, grid);
-        f.row_mut(0).fill(0.0);
-        if n > 1 {
-            f.row_mut(1).fill(0.0);
-            f[[1, d - 1]] = 1.0;
-        }
-        f
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
@@ -336,7 +318,8 @@ mod tests {
             n in 1usize..30, d in proptest::sample::select(vec![1usize, 2, 3, 15, 16, 17, 64, 383, 384, 600]),
             cols in 1usize..=PANEL, grid in proptest::option::of(1i32..3), seed in 0u64..1000,
         ) {
-            let f = rows(n, d, grid, seed);
+            let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let f = crate::testing::unit_rows_with_edges(n, d, &mut rng, grid);
             let scales = Scales::new(f.view());
             let ids: Vec<usize> = (0..n).collect();
             let columns: Vec<usize> = (0..cols).map(|c| (c * 7 + 3) % n).collect();
@@ -350,7 +333,7 @@ mod tests {
             for (r, &i) in ids.iter().enumerate() {
                 panel.upper(&block, r, &dots[r * PANEL..], &mut upper);
                 for (&j, &u) in columns.iter().zip(&upper) {
-                    let x = exact(f.row(i).as_slice().unwrap(), f.row(j).as_slice().unwrap());
+                    let x = crate::linalg::dot64(f.row(i).as_slice().unwrap(), f.row(j).as_slice().unwrap());
                     // The bound's own terms, taken twice: the estimate is
                     // within them of the similarity on either side.
                     let slack = 2.0 * (scales.norm[i] * scales.radius[j] + scales.radius[i] * (scales.norm[j] + scales.radius[j]));
