@@ -62,17 +62,31 @@ impl Scales {
 /// up (its codes are left in `codes`).
 fn measure(x: &[f32], levels: f32, codes: &mut [i16]) -> (f32, f64, f64) {
     let scale = scale_of(x, levels);
-    quantise_plain(x, scale, codes);
-    let (mut codes2, mut residual2) = (0i64, 0.0f64);
-    for (&v, &q) in x.iter().zip(codes.iter()) {
-        codes2 += i64::from(q) * i64::from(q);
+    // SAFETY: the body was chosen for this CPU.
+    unsafe { (KERNEL.quantise)(x, scale, codes) };
+    // Eight running sums, so the additions need not wait on each other.
+    let (mut codes2, mut residual2) = ([0i64; 8], [0.0f64; 8]);
+    let mut add = |lane: usize, v: f32, q: i16| {
+        codes2[lane] += i64::from(q) * i64::from(q);
         // Exact: a 24-bit scale times an 11-bit code fits a float64.
         let r = f64::from(v) - f64::from(scale) * f64::from(q);
-        residual2 += r * r;
+        residual2[lane] += r * r;
+    };
+    let (xs, qs) = (x.chunks_exact(8), codes[..x.len()].chunks_exact(8));
+    let tail = xs.remainder().iter().zip(qs.remainder()).enumerate();
+    for (xs, qs) in xs.zip(qs) {
+        for lane in 0..8 {
+            add(lane, xs[lane], qs[lane]);
+        }
     }
-    let up = 1.0 + 1e-12;
-    let norm = f64::from(scale) * (codes2 as f64).sqrt() * up;
-    (scale, norm, residual2.sqrt() * up + f64::MIN_POSITIVE)
+    for (lane, (&v, &q)) in tail {
+        add(lane, v, q);
+    }
+    // Each norm's relative rounding error is under (dim + 3) * 2^-53: the
+    // sums', the square root's and the multiplies'.
+    let up = 1.0 + (x.len() as f64 + 2.0) * f64::EPSILON;
+    let norm = f64::from(scale) * (codes2.iter().sum::<i64>() as f64).sqrt() * up;
+    (scale, norm, residual2.iter().sum::<f64>().sqrt() * up + f64::MIN_POSITIVE)
 }
 
 /// The scale of row `x`: its largest magnitude over `levels` (1 for a zero
@@ -121,6 +135,38 @@ impl Block {
         self.scale = ids.iter().map(|&i| f64::from(scales.scale[i])).collect();
         self.norm = ids.iter().map(|&i| scales.norm[i]).collect();
         self.radius = ids.iter().map(|&i| scales.radius[i]).collect();
+    }
+
+    /// Codes every row of `rows`, measuring each as [`Scales::new`] does.
+    pub fn code(&mut self, rows: ArrayView2<f32>) {
+        let (dim, levels) = (rows.ncols(), levels(rows.ncols()));
+        let width = dim.div_ceil(2) * 2;
+        self.width = width;
+        self.codes.clear();
+        self.codes.resize(rows.nrows().div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width, 0);
+        self.scale.clear();
+        self.norm.clear();
+        self.radius.clear();
+        for r in 0..rows.nrows() {
+            let codes = &mut self.codes[r * width..r * width + dim];
+            let (scale, norm, radius) = measure(super::row(rows, r), levels, codes);
+            self.scale.push(f64::from(scale));
+            self.norm.push(norm);
+            self.radius.push(radius);
+        }
+    }
+
+    /// The largest norm of a row's coded part and the largest radius.
+    pub fn widest(&self) -> (f64, f64) {
+        let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, &x| m.max(x));
+        (largest(&self.norm), largest(&self.radius))
+    }
+
+    /// How far below its bound from [`Panel::upper`] the similarity of row
+    /// `r` to a column may lie, for columns of the widest norm and radius
+    /// `widest` (see [`Block::widest`]).
+    pub fn spread(&self, r: usize, (norm, radius): (f64, f64)) -> f64 {
+        2.0 * (self.norm[r] * radius + self.radius[r] * (norm + radius)) + 1e-12
     }
 
     /// How many rows it holds.
@@ -302,6 +348,29 @@ mod simd {
                 }
             }
         }
+    }
+}
+
+/// One row as coded by the portable body, for tests that write a bound out.
+#[cfg(test)]
+pub struct Measured {
+    pub scale: f64,
+    pub codes: Vec<i16>,
+    /// `|s q|`, rounded up.
+    pub norm: f64,
+    /// `|δ|`, rounded up.
+    pub radius: f64,
+}
+
+#[cfg(test)]
+impl Measured {
+    pub fn new(x: &[f32]) -> Self {
+        let mut codes = vec![0i16; x.len()];
+        let levels = levels(x.len());
+        let scale = scale_of(x, levels);
+        let (_, norm, radius) = measure(x, levels, &mut codes);
+        quantise_plain(x, scale, &mut codes);
+        Measured { scale: f64::from(scale), codes, norm, radius }
     }
 }
 

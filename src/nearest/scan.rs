@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use super::Batch;
 use super::sweeps::{ascending_value, descending, gather, score_key, top_and_kth};
 use crate::chunks;
+use crate::linalg::codes12::{self, Block, Panel};
 use crate::linalg::{Codes, Columns, Packed, codes_are_fast, dot, dot_error_bound, round_up, row};
 
 /// Candidate points remembered per sample, at most (see [`super::bounds::candidate_width`]).
@@ -33,15 +34,15 @@ pub(super) struct FullScan {
 ///
 /// A filter gives an upper bound on every score; the points that may win
 /// are then scored with [`dot`] (see [`refine`]). The float32 filter's
-/// bounds are within a few float32 errors of the scores, so every other
-/// point keeps its filter bound; the 8-bit codes' bounds are hundreds of
-/// times looser, so with them the points that may be among the best
-/// `width + 1` are scored as well. Either way what a scan remembers
-/// does not depend on the CPU below [`CODES_FROM`] points: the float32
-/// filter runs everywhere, and it and [`dot`] give the same bits on every
-/// CPU. From there on, a CPU with fast 8-bit products remembers exact
-/// bounds where another keeps float32 ones: the work counters differ, the
-/// assignments never do.
+/// bounds are within a few float32 errors of the scores, and the 12-bit
+/// codes' within about a thousandth, so every other point keeps its filter
+/// bound; the 8-bit codes' bounds are looser still, so with them the
+/// points that may be among the best `width + 1` are scored as well.
+/// What a scan remembers does not depend on the CPU below
+/// [`CODES12_FROM`] points: the float32 filter runs everywhere, and it and
+/// [`dot`] give the same bits on every CPU. From there on, a CPU with fast
+/// 16-bit and 8-bit products remembers other bounds than one without: the
+/// work counters differ, the assignments never do.
 pub(super) fn full_scans(
     filter: &Filter,
     features: ArrayView2<f32>,
@@ -86,13 +87,15 @@ pub(super) fn full_scans(
     chunks.into_iter().flatten().collect()
 }
 
-/// The points, prepared for the filter of full scans: 8-bit codes for many
-/// points where the CPU multiplies bytes fast (AVX-512 VNNI), float32
-/// panels otherwise, and no filter at all for a few points. Only the speed
+/// The points, prepared for the filter of full scans: where the CPU has
+/// AVX-512 VNNI, 8-bit codes for many points and 12-bit codes for fewer;
+/// float32 panels otherwise, and no filter at all for a few points. Only the speed
 /// differs (see [`full_scans`]). Built once per set of points: at a budget
 /// of 12,811 quantising them takes milliseconds.
 pub(super) enum Filter {
     Codes(Columns),
+    /// 12-bit codes of the points, in panels, and their widest norm and radius.
+    Codes12(Vec<Panel>, (f64, f64)),
     Float(Packed, f64),
     /// Every point scored with [`dot`]: below [`FILTERED_FROM`] points a
     /// filter's tiles, copies and second pass cost more than they save.
@@ -101,6 +104,11 @@ pub(super) enum Filter {
 
 /// The fewest points for which full scans go through a filter.
 const FILTERED_FROM: usize = 64;
+
+/// The fewest points for which full scans take the 12-bit filter, where
+/// it is fast (and the 8-bit one is not taken): from there the regression
+/// check's pools, all below it, keep the float32 filter on every CPU.
+const CODES12_FROM: usize = 128;
 
 /// The fewest points for which full scans take the 8-bit filter, where it
 /// is fast. Its product is cheaper, but its bounds are too coarse to keep,
@@ -116,6 +124,8 @@ impl Filter {
             Filter::Exact
         } else if points.nrows() >= CODES_FROM && codes_are_fast() {
             Filter::codes(points)
+        } else if points.nrows() >= CODES12_FROM && codes12::codes_are_fast() {
+            Filter::codes12(points)
         } else {
             Filter::float(points)
         }
@@ -125,19 +135,37 @@ impl Filter {
         Filter::Codes(Codes::new(points).columns(&(0..points.nrows()).collect::<Vec<_>>()))
     }
 
+    fn codes12(points: ArrayView2<f32>) -> Self {
+        let (mut block, mut widest) = (Block::default(), (0.0f64, 0.0f64));
+        let panels = (0..points.nrows())
+            .step_by(codes12::PANEL)
+            .map(|start| {
+                let end = (start + codes12::PANEL).min(points.nrows());
+                block.code(points.slice(ndarray::s![start..end, ..]));
+                let (norm, radius) = block.widest();
+                widest = (widest.0.max(norm), widest.1.max(radius));
+                Panel::new(&block)
+            })
+            .collect();
+        Filter::Codes12(panels, widest)
+    }
+
     fn float(points: ArrayView2<f32>) -> Self {
         Filter::Float(Packed::new(points), f64::from(dot_error_bound(points.ncols())))
     }
 
     /// Whether a full scan keeps this filter's bounds for the points it
-    /// does not score: only the float32 filter's are tight enough.
+    /// does not score: the float32 filter's and the 12-bit codes' are
+    /// tight enough (the 12-bit ones cost a few more rescores later, far
+    /// less than scoring the best `width + 1` points at every scan).
     fn bounds_are_kept(&self) -> bool {
-        matches!(self, Filter::Float(..))
+        matches!(self, Filter::Float(..) | Filter::Codes12(..))
     }
 
     fn stride(&self) -> usize {
         match self {
             Filter::Codes(columns) => columns.stride(),
+            Filter::Codes12(panels, _) => panels.len() * codes12::PANEL,
             Filter::Float(packed, _) => packed.stride(),
             Filter::Exact => unreachable!("an exact scan has no filter scores"),
         }
@@ -154,6 +182,26 @@ impl Filter {
                 let (row_radius, column_radius) = codes.bounds(&local, columns, upper);
                 let widest = f64::from(column_radius.iter().fold(0.0f32, |m, &r| m.max(r)));
                 row_radius.into_iter().map(|r| 2.0 * (f64::from(r) + widest)).collect()
+            }
+            Filter::Codes12(panels, widest) => {
+                let stride = panels.len() * codes12::PANEL;
+                let mut block = Block::default();
+                block.code(rows);
+                upper.resize(rows.nrows() * stride, 0.0);
+                let (mut dots, mut bounds) = (Vec::new(), vec![0.0f64; codes12::PANEL]);
+                for (p, panel) in panels.iter().enumerate() {
+                    panel.dots(&block, &mut dots);
+                    for r in 0..rows.nrows() {
+                        panel.upper(&block, r, &dots[r * codes12::PANEL..], &mut bounds);
+                        let out = &mut upper[r * stride + p * codes12::PANEL..][..codes12::PANEL];
+                        // Raised by half an ulp, then rounded to nearest:
+                        // still above, and branch-free (so vectorised).
+                        for (u, &b) in out.iter_mut().zip(&bounds) {
+                            *u = (b + HALF_ULP) as f32;
+                        }
+                    }
+                }
+                (0..rows.nrows()).map(|r| block.spread(r, *widest) + 2.0 * HALF_ULP).collect()
             }
             Filter::Float(packed, error) => {
                 packed.product_padded(rows, upper);
@@ -478,15 +526,52 @@ mod tests {
     }
 
     /// The same with the float32 filter's bounds written out (a chain of
-    /// fused multiply-adds, plus the error and half an ulp): the points
-    /// whose bound comes within `spread` and two errors of the best are
-    /// bounded by their exact scores, every other point by its filter bound.
+    /// fused multiply-adds, plus the error and half an ulp), kept as
+    /// [`literal_kept`] keeps them.
     fn literal_float(f: &[f32], points: ArrayView2<f32>, width: usize) -> (usize, f32, Vec<u32>, Vec<f64>, f64) {
         let error = f64::from(dot_error_bound(points.ncols()));
         let added = round_up(error + HALF_ULP);
         let spread = 2.0 * f64::from(added) + HALF_ULP;
         let chain = |p: &[f32]| f.iter().zip(p).fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc));
         let upper: Vec<f32> = (0..points.nrows()).map(|j| chain(row(points, j)) + added).collect();
+        literal_kept(f, points, width, &upper, spread)
+    }
+
+    /// The same with the 12-bit filter's bounds written out, kept as
+    /// [`literal_kept`] keeps them: each row
+    /// `s q + δ`, the bound `s_a s_b (q_a·q_b) + n_a ρ_b + ρ_a (n_b + ρ_b)`
+    /// from an integer sum, raised by half an ulp into float32; the spread
+    /// twice the error terms at the points' largest norm and radius.
+    fn literal_codes12(f: &[f32], points: ArrayView2<f32>, width: usize) -> (usize, f32, Vec<u32>, Vec<f64>, f64) {
+        let row_coded = codes12::Measured::new(f);
+        let (s, n, rho) = (row_coded.scale, row_coded.norm, row_coded.radius);
+        let coded: Vec<_> = (0..points.nrows()).map(|j| codes12::Measured::new(row(points, j))).collect();
+        let upper: Vec<f32> = coded
+            .iter()
+            .map(|p| {
+                let dot: i64 = row_coded.codes.iter().zip(&p.codes).map(|(&a, &b)| i64::from(a) * i64::from(b)).sum();
+                let bound = s * p.scale * dot as f64 + n * p.radius + rho * (p.norm + p.radius) + 1e-12;
+                (bound + HALF_ULP) as f32
+            })
+            .collect();
+        let norm = coded.iter().map(|p| p.norm).fold(0.0, f64::max);
+        let radius = coded.iter().map(|p| p.radius).fold(0.0, f64::max);
+        let spread = 2.0 * (n * radius + rho * (norm + radius)) + 1e-12 + 2.0 * HALF_ULP;
+        literal_kept(f, points, width, &upper, spread)
+    }
+
+    /// A scan that keeps filter bounds `upper` (each at most `spread` above
+    /// the true score): the points whose bound comes within `spread` and
+    /// two errors of the best are bounded by their exact scores, every
+    /// other point by its filter bound.
+    fn literal_kept(
+        f: &[f32],
+        points: ArrayView2<f32>,
+        width: usize,
+        upper: &[f32],
+        spread: f64,
+    ) -> (usize, f32, Vec<u32>, Vec<f64>, f64) {
+        let error = f64::from(dot_error_bound(points.ncols()));
         let reach = f64::from(upper.iter().copied().fold(f32::NEG_INFINITY, f32::max)) - spread - 2.0 * error;
         let scores: Vec<f32> = (0..points.nrows()).map(|j| dot(f, row(points, j))).collect();
         let bounds: Vec<f32> = (0..points.nrows())
@@ -569,9 +654,13 @@ mod tests {
     fn scans_equal_the_literal(features: ArrayView2<f32>, points: ArrayView2<f32>, width: usize, what: &str) {
         let positions: Vec<usize> = (0..features.nrows()).collect();
         let batch = Batch::All(features.nrows());
-        for filter in [Filter::codes(points), Filter::float(points), Filter::Exact] {
+        for filter in [Filter::codes(points), Filter::codes12(points), Filter::float(points), Filter::Exact] {
             let scans = full_scans(&filter, features, &batch, &positions, points, width);
-            let expected = if filter.bounds_are_kept() { literal_float } else { literal };
+            let expected = match filter {
+                Filter::Float(..) => literal_float,
+                Filter::Codes12(..) => literal_codes12,
+                Filter::Codes(..) | Filter::Exact => literal,
+            };
             for (i, scan) in scans.iter().enumerate() {
                 let (best, similarity, candidates, bounds, rest) = expected(row(features, i), points, width);
                 let shown = candidates.len();
