@@ -45,6 +45,10 @@ use crate::nearest::Work;
 pub const TIE: f64 = 1e-12;
 /// Candidates recomputed together (in parallel) when none is current.
 const BATCH: usize = 64;
+/// The same where the estimates go through 12-bit codes: each batch codes
+/// the unresolved rows again, so more candidates share that pass, at the
+/// price of estimating some that a smaller batch would have left stale.
+const CODED_BATCH: usize = 256;
 /// Rows of the pool per parallel tile (consecutive groups): large enough
 /// for the matrix product to run near its best rate.
 const TILE_ROWS: usize = 512;
@@ -332,6 +336,11 @@ impl<'a> Coverage<'a> {
         self.lists.is_none() && self.served
     }
 
+    /// How many stale candidates are estimated together.
+    fn batch(&self) -> usize {
+        if self.coded.is_some() { CODED_BATCH } else { BATCH }
+    }
+
     /// `visit(ids)` for the unresolved samples in runs of about
     /// [`TILE_ROWS`], in parallel; the results in run order.
     fn per_run<T: Send>(&self, visit: impl Fn(&[usize]) -> T + Sync) -> Vec<T> {
@@ -356,11 +365,11 @@ impl<'a> Coverage<'a> {
         RunScores { scores: scores(block, rows, packed), first: None }
     }
 
-    /// Upper bounds on the gains of the candidates `ids`, from float32
-    /// estimates.
+    /// Upper bounds on the gains of the candidates `ids`, from float32 or
+    /// 12-bit estimates, a batch at a time.
     fn estimate(&mut self, ids: &[usize]) -> Vec<f64> {
         self.estimated += ids.len() as u64;
-        ids.chunks(BATCH).flat_map(|batch| self.estimate_batch(batch)).collect()
+        ids.chunks(self.batch()).flat_map(|batch| self.estimate_batch(batch)).collect()
     }
 
     fn estimate_batch(&self, ids: &[usize]) -> Vec<f64> {
@@ -385,23 +394,31 @@ impl<'a> Coverage<'a> {
     }
 
     /// Upper bounds on the unresolved samples' parts of the gains of `ids`
-    /// (at most a panel of them) from 12-bit codes: every similarity is
+    /// from 12-bit codes, each run of rows coded once for all of them
+    /// (in panels of [`codes12::PANEL`]): every similarity is
     /// bounded from above ([`Panel::upper`]), so only the sums' rounding is
     /// left to allow for.
     fn coded_part(&self, ids: &[usize], scales: &Scales) -> Vec<f64> {
         let mut columns = Block::default();
-        columns.fill(self.features, ids, scales);
-        let panel = Panel::new(&columns);
+        let panels: Vec<Panel> = ids
+            .chunks(codes12::PANEL)
+            .map(|part| {
+                columns.fill(self.features, part, scales);
+                Panel::new(&columns)
+            })
+            .collect();
         let runs = self.per_run(|run| {
-            let (mut block, mut dots, mut upper) = (Block::default(), Vec::new(), vec![0.0; ids.len()]);
+            let (mut block, mut dots, mut upper) = (Block::default(), Vec::new(), vec![0.0; codes12::PANEL]);
             block.fill(self.features, run, scales);
-            panel.dots(&block, &mut dots);
             let mut sums = vec![0.0; ids.len()];
-            for (r, &i) in run.iter().enumerate() {
-                panel.upper(&block, r, &dots[r * codes12::PANEL..], &mut upper);
-                let coverage = self.best[i];
-                for (sum, &u) in sums.iter_mut().zip(&upper) {
-                    *sum += (u - coverage).max(0.0);
+            for (panel, sums) in panels.iter().zip(sums.chunks_mut(codes12::PANEL)) {
+                panel.dots(&block, &mut dots);
+                for (r, &i) in run.iter().enumerate() {
+                    panel.upper(&block, r, &dots[r * codes12::PANEL..], &mut upper);
+                    let coverage = self.best[i];
+                    for (sum, &u) in sums.iter_mut().zip(&upper) {
+                        *sum += (u - coverage).max(0.0);
+                    }
                 }
             }
             sums
@@ -1002,7 +1019,10 @@ fn next_pick(heap: &mut BinaryHeap<Candidate>, coverage: &mut Coverage, stamp: u
             continue;
         }
         let pending = match top.known(stamp) {
-            Known::Stale => pop_while(heap, |c, taken| c.known(stamp) == Known::Stale && taken < BATCH),
+            Known::Stale => {
+                let batch = coverage.batch();
+                pop_while(heap, |c, taken| c.known(stamp) == Known::Stale && taken < batch)
+            }
             Known::Estimated => vec![heap.pop().expect("peeked")],
             Known::Exact => {
                 let n = coverage.best.len() as f64;
