@@ -229,13 +229,26 @@ impl Panel {
     }
 }
 
+impl Panel {
+    /// For each column `c` of `sums` (at most the panel's): adds how far
+    /// the bound [`Panel::upper`] gives on row `r`'s similarity to it lies
+    /// above `floor`, when it does.
+    pub fn add_above(&self, block: &Block, r: usize, dots: &[i32], floor: f64, sums: &mut [f64]) {
+        let row = (block.scale[r], block.norm[r], block.radius[r]);
+        // SAFETY: the body was chosen for this CPU; it checks the lengths.
+        unsafe { (KERNEL.above)(self, row, dots, floor, sums) }
+    }
+}
+
 type QuantiseBody = unsafe fn(&[f32], f32, &mut [i16]);
 type DotsBody = unsafe fn(&[i16], &[i16], usize, &mut [i32]);
+type AboveBody = unsafe fn(&Panel, (f64, f64, f64), &[i32], f64, &mut [f64]);
 
 /// The bodies chosen for this CPU, once.
 struct Chosen {
     quantise: QuantiseBody,
     dots: DotsBody,
+    above: AboveBody,
     name: &'static str,
 }
 
@@ -246,10 +259,11 @@ static KERNEL: std::sync::LazyLock<Chosen> = std::sync::LazyLock::new(|| {
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512vnni")
         {
-            return Chosen { quantise: simd::quantise_avx512, dots: simd::dots_vnni, name: "avx512vnni" };
+            let above = simd::above_avx512;
+            return Chosen { quantise: simd::quantise_avx512, dots: simd::dots_vnni, above, name: "avx512vnni" };
         }
     }
-    Chosen { quantise: quantise_body_plain, dots: dots_plain, name: "portable" }
+    Chosen { quantise: quantise_body_plain, dots: dots_plain, above: above_plain, name: "portable" }
 });
 
 /// Whether this CPU has the 16-bit multiply-add that makes the codes
@@ -257,6 +271,22 @@ static KERNEL: std::sync::LazyLock<Chosen> = std::sync::LazyLock::new(|| {
 /// body is far slower, and callers keep to float32.
 pub fn codes_are_fast() -> bool {
     KERNEL.name == "avx512vnni"
+}
+
+/// The portable body of [`Panel::add_above`]: each column's bound as
+/// [`Panel::upper`] computes it, less `floor`, added where positive.
+///
+/// # Safety
+/// None beyond the slice lengths, which are checked.
+#[inline(always)]
+unsafe fn above_plain(panel: &Panel, (s, n, rho): (f64, f64, f64), dots: &[i32], floor: f64, sums: &mut [f64]) {
+    let columns = sums.len();
+    let (scale, radius, plus) = (&panel.scale[..columns], &panel.radius[..columns], &panel.norm_and_radius[..columns]);
+    let dots = &dots[..columns];
+    for c in 0..columns {
+        let excess = s * scale[c] * f64::from(dots[c]) + n * radius[c] + rho * plus[c] + 1e-12 - floor;
+        sums[c] += if excess > 0.0 { excess } else { 0.0 };
+    }
 }
 
 /// [`quantise_plain`] as a kernel body.
@@ -286,8 +316,20 @@ unsafe fn dots_plain(block: &[i16], panel: &[i16], width: usize, dots: &mut [i32
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{BLOCK_ROWS, PANEL};
+    use super::{BLOCK_ROWS, PANEL, Panel};
     use std::arch::x86_64::*;
+
+    /// [`super::above_plain`] compiled for AVX-512 (the compiler
+    /// vectorises it; each column's operations stay separate and in order,
+    /// so the sums are the same bits).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn above_avx512(panel: &Panel, row: (f64, f64, f64), dots: &[i32], floor: f64, sums: &mut [f64]) {
+        // SAFETY: as the caller's.
+        unsafe { super::above_plain(panel, row, dots, floor, sums) }
+    }
 
     /// [`super::quantise_plain`] with 512-bit registers: the same multiply
     /// by the reciprocal, rounded to nearest even by the conversion, so the
@@ -410,6 +452,36 @@ mod tests {
                     prop_assert!(u <= x + slack + 1e-11, "rows {} and {}: bound {} far above {}", i, j, u, x);
                 }
             }
+        }
+
+        #[test]
+        fn excesses_over_a_floor_are_the_upper_bounds_less_the_floor(
+            n in 1usize..12, cols in 1usize..=PANEL, d in 1usize..70, floor in -1.5f64..1.5, seed in 0u64..1000,
+        ) {
+            let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let f = crate::testing::unit_rows_with_edges(n + cols, d, &mut rng, None);
+            let (mut block, mut columns) = (Block::default(), Block::default());
+            block.code(f.view());
+            columns.code(f.slice(ndarray::s![n.., ..]));
+            let panel = Panel::new(&columns);
+            let mut dots = Vec::new();
+            panel.dots(&block, &mut dots);
+            let (mut chosen, mut plain, mut written) = (vec![0.5; cols], vec![0.5; cols], vec![0.5; cols]);
+            let mut upper = vec![0.0; cols];
+            for r in 0..n + cols {
+                let dots = &dots[r * PANEL..];
+                panel.add_above(&block, r, dots, floor, &mut chosen);
+                let row = (block.scale[r], block.norm[r], block.radius[r]);
+                // SAFETY: `plain` has a sum per column of the panel.
+                unsafe { above_plain(&panel, row, dots, floor, &mut plain) };
+                panel.upper(&block, r, dots, &mut upper);
+                for (w, &u) in written.iter_mut().zip(&upper) {
+                    *w += (u - floor).max(0.0);
+                }
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&chosen), bits(&plain));
+            prop_assert_eq!(bits(&chosen), bits(&written));
         }
 
         #[test]

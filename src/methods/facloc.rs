@@ -408,17 +408,13 @@ impl<'a> Coverage<'a> {
             })
             .collect();
         let runs = self.per_run(|run| {
-            let (mut block, mut dots, mut upper) = (Block::default(), Vec::new(), vec![0.0; codes12::PANEL]);
+            let (mut block, mut dots) = (Block::default(), Vec::new());
             block.fill(self.features, run, scales);
             let mut sums = vec![0.0; ids.len()];
             for (panel, sums) in panels.iter().zip(sums.chunks_mut(codes12::PANEL)) {
                 panel.dots(&block, &mut dots);
                 for (r, &i) in run.iter().enumerate() {
-                    panel.upper(&block, r, &dots[r * codes12::PANEL..], &mut upper);
-                    let coverage = self.best[i];
-                    for (sum, &u) in sums.iter_mut().zip(&upper) {
-                        *sum += (u - coverage).max(0.0);
-                    }
+                    panel.add_above(&block, r, &dots[r * codes12::PANEL..], self.best[i], sums);
                 }
             }
             sums
