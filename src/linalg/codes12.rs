@@ -37,6 +37,8 @@ pub struct Scales {
     norm: Vec<f64>,
     /// `|δ|`, rounded up.
     radius: Vec<f64>,
+    /// The largest `|s q|` and `|δ|` over the rows.
+    widest: (f64, f64),
     dim: usize,
 }
 
@@ -49,14 +51,31 @@ impl Scales {
             .into_par_iter()
             .map_init(|| vec![0i16; dim], |codes, i| measure(super::row(features, i), levels, codes))
             .collect();
-        Scales {
-            scale: rows.iter().map(|r| r.0).collect(),
-            norm: rows.iter().map(|r| r.1).collect(),
-            radius: rows.iter().map(|r| r.2).collect(),
-            dim,
-        }
+        let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, &x| m.max(x));
+        let norm: Vec<f64> = rows.iter().map(|r| r.1).collect();
+        let radius: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        let widest = (largest(&norm), largest(&radius));
+        Scales { scale: rows.iter().map(|r| r.0).collect(), norm, radius, widest, dim }
+    }
+
+    /// How far below its bound from [`Panel::upper32`] the similarity of
+    /// row `i` to any of the rows may lie.
+    pub fn spread(&self, i: usize) -> f64 {
+        spread(self.norm[i], self.radius[i], self.widest) + ROUNDED
     }
 }
+
+/// How far below the bound on a row's similarity (norm `n`, radius `rho`)
+/// to a column the similarity may lie, for columns whose largest norm and
+/// radius are `widest`: the bound's own terms, twice, and its margin.
+fn spread(n: f64, rho: f64, (norm, radius): (f64, f64)) -> f64 {
+    2.0 * (n * radius + rho * (norm + radius)) + 1e-12
+}
+
+/// How far above a bound from [`Panel::upper`] its float32 copy from
+/// [`Panel::upper32`] may lie: raised by 2.5e-7, then rounded to nearest,
+/// which moves bounds below 4 (those of unit rows) by at most 2.4e-7.
+pub const ROUNDED: f64 = 5e-7;
 
 /// Row `x`'s scale, and the norms of its coded part and residual, rounded
 /// up (its codes are left in `codes`).
@@ -162,11 +181,11 @@ impl Block {
         (largest(&self.norm), largest(&self.radius))
     }
 
-    /// How far below its bound from [`Panel::upper`] the similarity of row
-    /// `r` to a column may lie, for columns of the widest norm and radius
-    /// `widest` (see [`Block::widest`]).
-    pub fn spread(&self, r: usize, (norm, radius): (f64, f64)) -> f64 {
-        2.0 * (self.norm[r] * radius + self.radius[r] * (norm + radius)) + 1e-12
+    /// How far below its bound from [`Panel::upper32`] the similarity of
+    /// row `r` to a column may lie, for columns of the widest norm and
+    /// radius `widest` (see [`Block::widest`]).
+    pub fn spread(&self, r: usize, widest: (f64, f64)) -> f64 {
+        spread(self.norm[r], self.radius[r], widest) + ROUNDED
     }
 
     /// How many rows it holds.
@@ -237,6 +256,20 @@ impl Panel {
         let row = (block.scale[r], block.norm[r], block.radius[r]);
         // SAFETY: the body was chosen for this CPU; it checks the lengths.
         unsafe { (KERNEL.above)(self, row, dots, floor, sums) }
+    }
+}
+
+impl Panel {
+    /// [`Panel::upper`] as float32 values, each at or above its float64
+    /// bound and at most [`ROUNDED`] above it.
+    pub fn upper32(&self, block: &Block, r: usize, dots: &[i32], out: &mut [f32]) {
+        let mut bounds = [0.0f64; PANEL];
+        let bounds = &mut bounds[..out.len()];
+        self.upper(block, r, dots, bounds);
+        // Branch-free, so vectorised.
+        for (o, &b) in out.iter_mut().zip(bounds.iter()) {
+            *o = (b + ROUNDED / 2.0) as f32;
+        }
     }
 }
 

@@ -45,6 +45,8 @@ use crate::nearest::Work;
 pub const TIE: f64 = 1e-12;
 /// Candidates recomputed together (in parallel) when none is current.
 const BATCH: usize = 64;
+// The full round's strips of BATCH candidates are single panels when coded.
+const _: () = assert!(BATCH == codes12::PANEL);
 /// The same where the estimates go through 12-bit codes: each batch codes
 /// the unresolved rows again, so more candidates share that pass, at the
 /// price of estimating some that a smaller batch would have left stale.
@@ -484,11 +486,21 @@ impl<'a> Coverage<'a> {
         let columns = second.as_ref().map_or(first.range.clone(), |t| t.range.clone());
         let own = Offered::new(first.range.clone(), candidate);
         let (mut wide, mut turned, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        let coded_rows = self.coded.as_ref().map(|scales| {
+            let mut block = Block::default();
+            block.fill(self.features, &first.range.clone().collect::<Vec<_>>(), scales);
+            (block, scales)
+        });
         for start in columns.clone().step_by(BATCH) {
             let strip = start..(start + BATCH).min(columns.end);
-            let packed = Packed::new(self.features.slice(s![strip.clone(), ..]));
-            packed.product_padded(rows, &mut wide);
-            let stride = packed.stride();
+            let stride = match &coded_rows {
+                Some((block, scales)) => self.coded_scores(block, scales, strip.clone(), rows.nrows(), &mut wide),
+                None => {
+                    let packed = Packed::new(self.features.slice(s![strip.clone(), ..]));
+                    packed.product_padded(rows, &mut wide);
+                    packed.stride()
+                }
+            };
             let scores = |r: usize| &wide[r * stride..r * stride + strip.len()];
             let offered = Offered::new(strip.clone(), candidate);
             for r in 0..rows.nrows() {
@@ -513,6 +525,34 @@ impl<'a> Coverage<'a> {
                 own.offer(&mut second.nearest, start - second.range.start + c, back, &mut kept);
             }
         }
+    }
+
+    /// Upper bounds on the similarities of the rows coded in `block` to
+    /// the samples `strip` (at most a panel of them), from 12-bit codes,
+    /// into `wide` (a row of [`codes12::PANEL`] for each of the block's
+    /// first `rows`); returns
+    /// that stride. The full round reads them as it reads float32 scores:
+    /// every use but one takes a score as an upper bound (plus the float32
+    /// error, which only adds a margin), and that one ([`Coverage::record_fall`])
+    /// allows for the codes' spread.
+    fn coded_scores(
+        &self,
+        block: &Block,
+        scales: &Scales,
+        strip: Range<usize>,
+        rows: usize,
+        wide: &mut Vec<f32>,
+    ) -> usize {
+        let mut columns = Block::default();
+        columns.fill(self.features, &strip.collect::<Vec<_>>(), scales);
+        let panel = Panel::new(&columns);
+        let mut dots = Vec::new();
+        panel.dots(block, &mut dots);
+        wide.resize(rows * codes12::PANEL, 0.0);
+        for (r, out) in wide.chunks_exact_mut(codes12::PANEL).enumerate() {
+            panel.upper32(block, r, &dots[r * codes12::PANEL..], out);
+        }
+        codes12::PANEL
     }
 
     /// The lists turned around: for each candidate, the samples listing it.
@@ -659,8 +699,10 @@ impl<'a> Coverage<'a> {
         let Some(lists) = &self.lists else { return };
         for &(i, before) in changed {
             let after = self.best[i];
+            // A listed similarity is a float32 score, or with codes an upper bound.
+            let below = self.error + self.coded.as_ref().map_or(0.0, |scales| scales.spread(i));
             for (j, s) in lists.listed(i) {
-                let fall = (f64::from(s) - self.error).min(after) - before;
+                let fall = (f64::from(s) - below).min(after) - before;
                 if fall > 0.0 {
                     self.fallen[j] += fall;
                 }
@@ -1188,6 +1230,41 @@ mod tests {
                 let gain: f64 = (0..n).map(|i| (f64s.row(i).dot(&f64s.row(j)) - coverage.best[i]).max(0.0)).sum();
                 prop_assert!(estimate >= gain - 1e-9 && estimate <= gain + n as f64 * coverage.error * 2.0 + 1e-9,
                     "candidate {}: estimate {} against gain {}", j, estimate, gain);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn the_coded_full_round_lists_bounds_that_hold_both_ways(
+            n in 2usize..120, d in 1usize..40, tile in 1usize..40, width in 1usize..9,
+            grid in proptest::option::of(1i32..3), seed in 0u64..1000,
+        ) {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let f = unit_rows(n, d, &mut rng, grid);
+            let ids: Vec<usize> = (1..n).collect();
+            let mut coverage = Coverage::new(f.view(), width, tile, true);
+            coverage.add(&[0]);
+            let estimates = coverage.full_round(&ids).unwrap();
+            let similarity = |i: usize, j: usize| dot64(f.row(i).as_slice().unwrap(), f.row(j).as_slice().unwrap());
+            let (lists, scales) = (coverage.lists.as_ref().unwrap(), coverage.coded.as_ref().unwrap());
+            for i in 0..n {
+                let listed: Vec<(usize, f32)> = lists.listed(i).collect();
+                prop_assert_eq!(listed.len(), width.min(ids.len()));
+                // What `record_fall` takes a listed similarity to be at least.
+                let below = coverage.error + scales.spread(i);
+                for &(j, s) in &listed {
+                    let (s, exact) = (f64::from(s), similarity(i, j));
+                    prop_assert!(s >= exact && s - below <= exact, "sample {} lists {} at {} for {}", i, j, s, exact);
+                }
+                for &j in ids.iter().filter(|&&j| !listed.iter().any(|&(l, _)| l == j)) {
+                    prop_assert!(similarity(i, j) <= lists.beyond[i], "sample {} leaves out {} above its bound", i, j);
+                }
+            }
+            for (&j, &estimate) in ids.iter().zip(&estimates) {
+                let gain: f64 = (0..n).map(|i| (similarity(i, j) - coverage.best[i]).max(0.0)).sum();
+                prop_assert!(estimate >= gain - 1e-9, "candidate {}: estimate {} below the gain {}", j, estimate, gain);
             }
         }
     }

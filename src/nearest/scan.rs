@@ -188,20 +188,15 @@ impl Filter {
                 let mut block = Block::default();
                 block.code(rows);
                 upper.resize(rows.nrows() * stride, 0.0);
-                let (mut dots, mut bounds) = (Vec::new(), vec![0.0f64; codes12::PANEL]);
+                let mut dots = Vec::new();
                 for (p, panel) in panels.iter().enumerate() {
                     panel.dots(&block, &mut dots);
                     for r in 0..rows.nrows() {
-                        panel.upper(&block, r, &dots[r * codes12::PANEL..], &mut bounds);
                         let out = &mut upper[r * stride + p * codes12::PANEL..][..codes12::PANEL];
-                        // Raised by half an ulp, then rounded to nearest:
-                        // still above, and branch-free (so vectorised).
-                        for (u, &b) in out.iter_mut().zip(&bounds) {
-                            *u = (b + HALF_ULP) as f32;
-                        }
+                        panel.upper32(&block, r, &dots[r * codes12::PANEL..], out);
                     }
                 }
-                (0..rows.nrows()).map(|r| block.spread(r, *widest) + 2.0 * HALF_ULP).collect()
+                (0..rows.nrows()).map(|r| block.spread(r, *widest)).collect()
             }
             Filter::Float(packed, error) => {
                 packed.product_padded(rows, upper);
