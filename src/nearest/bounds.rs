@@ -28,10 +28,8 @@ use crate::linalg::{dot, dot_error_bound, round_up};
 /// when few points crowd any one neighbourhood; with many points, samples in
 /// dense regions see their 17th-best point almost as close as their best, fail
 /// the bound on the rest within an iteration or two and are rescanned against
-/// every point. Measured (Gaussian mixtures, 30 iterations): at 128,116 x 384
-/// with 1,281 points, 16 candidates rescanned 3.2% of samples per iteration
-/// (7.1 s), 32 rescanned none (5.2 s); at 50,000 x 384 with 500 points, 16
-/// took 7.7 s for 300 iterations and 32 took 9.3 s.
+/// every point; with few points, more candidates cost more rescores than
+/// they save in scans (measured; README).
 pub fn candidate_width(k: usize) -> usize {
     let wanted = if k >= 1000 { 32 } else { 16 };
     k.min(wanted)

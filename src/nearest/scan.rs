@@ -20,8 +20,7 @@ pub(super) struct FullScan {
     /// The best points by filter score (the first `min(k, CANDIDATES)`),
     /// always with `best`. Fixed-size, so a scan allocates nothing: millions
     /// of tiny long-lived allocations between large transient ones would
-    /// fragment the heap (measured: 310 MB instead of 118 MB peak RSS at
-    /// 50,000 x 384 with budget 1,000).
+    /// fragment the heap (nearly three times the peak memory; README).
     pub candidates: [u32; CANDIDATES],
     /// An upper bound on the exact score of every point not in `candidates`.
     pub rest_bound: f64,

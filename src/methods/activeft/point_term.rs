@@ -32,9 +32,8 @@ pub struct PointTerm {
 }
 
 /// Points per block: small enough that small budgets still give both cores
-/// pairs to share in every round, large enough for efficient products.
-/// Measured per call at d = 384 (two cores): 128 beat 64 and 256 at 500 and
-/// 1,281 points (3.8 and 23 ms), 256 beat 128 at 12,811 (1.80 s vs 1.95 s).
+/// pairs to share in every round, large enough for efficient products
+/// (the sizes measured best; README).
 fn block_size(k: usize) -> usize {
     if k <= 2048 { 128 } else { 256 }
 }
