@@ -246,9 +246,7 @@ impl Panel {
             *out = s * scale * f64::from(dot) + n * radius + rho * plus + 1e-12;
         }
     }
-}
 
-impl Panel {
     /// For each column `c` of `sums` (at most the panel's): adds how far
     /// the bound [`Panel::upper`] gives on row `r`'s similarity to it lies
     /// above `floor`, when it does.
@@ -257,9 +255,7 @@ impl Panel {
         // SAFETY: the body was chosen for this CPU; it checks the lengths.
         unsafe { (KERNEL.above)(self, row, dots, floor, sums) }
     }
-}
 
-impl Panel {
     /// [`Panel::upper`] as float32 values, each at or above its float64
     /// bound and at most [`ROUNDED`] above it.
     pub fn upper32(&self, block: &Block, r: usize, dots: &[i32], out: &mut [f32]) {

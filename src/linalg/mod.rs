@@ -4,7 +4,8 @@
 //! [`dot`], whose summation order is fixed, so the same pair always gets the
 //! same bits whatever the thread count or code path. The float32 matrix
 //! products run on the crate's [`Packed`] product (or its 8-bit [`Codes`],
-//! or, for facility location's estimates, the 12-bit [`codes12`]), which
+//! or, for facility location and the full scans against a few hundred
+//! points, the 12-bit [`codes12`]), which
 //! give the same bits on every CPU. Most are filters: their error
 //! against [`dot`] is bounded by [`score_tolerance`], and any candidate
 //! within that tolerance of the best is re-scored with [`dot`]. ActiveFT's
