@@ -353,6 +353,8 @@ mod tests {
     fn pruned_equals_dense_with_ties_and_tiny_k() {
         // Duplicate points and features on a coarse grid: many exact ties.
         Walk { grid: Some(1), ..Walk::new(600, 25, 3, 0.0, 4) }.agrees();
+        // Enough points for the 12-bit filter where the CPU has it.
+        Walk { grid: Some(1), ..Walk::new(600, 150, 3, 0.01, 8) }.agrees();
         Walk::new(400, 5, 6, 0.01, 5).agrees();
         Walk::new(50, 1, 4, 0.1, 6).agrees();
     }
