@@ -51,10 +51,9 @@ impl Scales {
             .into_par_iter()
             .map_init(|| vec![0i16; dim], |codes, i| measure(super::row(features, i), levels, codes))
             .collect();
-        let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, &x| m.max(x));
         let norm: Vec<f64> = rows.iter().map(|r| r.1).collect();
         let radius: Vec<f64> = rows.iter().map(|r| r.2).collect();
-        let widest = (largest(&norm), largest(&radius));
+        let widest = widest(&norm, &radius);
         Scales { scale: rows.iter().map(|r| r.0).collect(), norm, radius, widest, dim }
     }
 
@@ -63,6 +62,22 @@ impl Scales {
     pub fn spread(&self, i: usize) -> f64 {
         spread(self.norm[i], self.radius[i], self.widest) + ROUNDED
     }
+}
+
+/// The largest of `norm` and the largest of `radius`.
+fn widest(norm: &[f64], radius: &[f64]) -> (f64, f64) {
+    let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, &x| m.max(x));
+    (largest(norm), largest(radius))
+}
+
+/// The bound of the module's formula on the similarity of a row (scale
+/// `s`, norm `n`, radius `rho`) to a column (`scale`, `radius`, and `plus`
+/// its norm plus radius) whose codes' dot product is `dot`. The scales'
+/// product is exact (two 24-bit mantissas); the margin covers the
+/// rounding of the rest.
+#[inline(always)]
+fn bound((s, n, rho): (f64, f64, f64), scale: f64, radius: f64, plus: f64, dot: i32) -> f64 {
+    s * scale * f64::from(dot) + n * radius + rho * plus + 1e-12
 }
 
 /// How far below the bound on a row's similarity (norm `n`, radius `rho`)
@@ -141,11 +156,7 @@ pub struct Block {
 impl Block {
     /// Codes the rows `ids` of `features`, whose scales are `scales`.
     pub fn fill(&mut self, features: ArrayView2<f32>, ids: &[usize], scales: &Scales) {
-        let width = scales.dim.div_ceil(2) * 2;
-        let padded = ids.len().div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
-        self.width = width;
-        self.codes.clear();
-        self.codes.resize(padded * width, 0);
+        let width = self.start(scales.dim, ids.len());
         for (r, &i) in ids.iter().enumerate() {
             let codes = &mut self.codes[r * width..r * width + scales.dim];
             // SAFETY: the body was chosen for this CPU.
@@ -159,10 +170,7 @@ impl Block {
     /// Codes every row of `rows`, measuring each as [`Scales::new`] does.
     pub fn code(&mut self, rows: ArrayView2<f32>) {
         let (dim, levels) = (rows.ncols(), levels(rows.ncols()));
-        let width = dim.div_ceil(2) * 2;
-        self.width = width;
-        self.codes.clear();
-        self.codes.resize(rows.nrows().div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width, 0);
+        let width = self.start(dim, rows.nrows());
         self.scale.clear();
         self.norm.clear();
         self.radius.clear();
@@ -175,10 +183,18 @@ impl Block {
         }
     }
 
+    /// Zero codes for `rows` rows of `dim` values, padded to whole kernel
+    /// blocks and to pairs of dimensions; returns the padded width.
+    fn start(&mut self, dim: usize, rows: usize) -> usize {
+        self.width = dim.div_ceil(2) * 2;
+        self.codes.clear();
+        self.codes.resize(rows.div_ceil(BLOCK_ROWS) * BLOCK_ROWS * self.width, 0);
+        self.width
+    }
+
     /// The largest norm of a row's coded part and the largest radius.
     pub fn widest(&self) -> (f64, f64) {
-        let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, &x| m.max(x));
-        (largest(&self.norm), largest(&self.radius))
+        widest(&self.norm, &self.radius)
     }
 
     /// How far below its bound from [`Panel::upper32`] the similarity of
@@ -238,12 +254,10 @@ impl Panel {
     /// Upper bounds on the similarities of row `r` of `block` to the
     /// columns, from its dot products `dots` (a row of [`Panel::dots`]).
     pub fn upper(&self, block: &Block, r: usize, dots: &[i32], out: &mut [f64]) {
-        let (s, n, rho) = (block.scale[r], block.norm[r], block.radius[r]);
+        let row = (block.scale[r], block.norm[r], block.radius[r]);
         let columns = self.scale.iter().zip(&self.radius).zip(&self.norm_and_radius);
         for ((out, &dot), ((&scale, &radius), &plus)) in out.iter_mut().zip(dots).zip(columns) {
-            // The scales' product is exact (two 24-bit mantissas); the
-            // margin covers the rounding of the rest.
-            *out = s * scale * f64::from(dot) + n * radius + rho * plus + 1e-12;
+            *out = bound(row, scale, radius, plus, dot);
         }
     }
 
@@ -308,12 +322,12 @@ pub fn codes_are_fast() -> bool {
 /// # Safety
 /// None beyond the slice lengths, which are checked.
 #[inline(always)]
-unsafe fn above_plain(panel: &Panel, (s, n, rho): (f64, f64, f64), dots: &[i32], floor: f64, sums: &mut [f64]) {
+unsafe fn above_plain(panel: &Panel, row: (f64, f64, f64), dots: &[i32], floor: f64, sums: &mut [f64]) {
     let columns = sums.len();
     let (scale, radius, plus) = (&panel.scale[..columns], &panel.radius[..columns], &panel.norm_and_radius[..columns]);
     let dots = &dots[..columns];
     for c in 0..columns {
-        let excess = s * scale[c] * f64::from(dots[c]) + n * radius[c] + rho * plus[c] + 1e-12 - floor;
+        let excess = bound(row, scale[c], radius[c], plus[c], dots[c]) - floor;
         sums[c] += if excess > 0.0 { excess } else { 0.0 };
     }
 }
