@@ -253,6 +253,7 @@ impl Panel {
 
     /// Upper bounds on the similarities of row `r` of `block` to the
     /// columns, from its dot products `dots` (a row of [`Panel::dots`]).
+    #[inline(always)]
     pub fn upper(&self, block: &Block, r: usize, dots: &[i32], out: &mut [f64]) {
         let row = (block.scale[r], block.norm[r], block.radius[r]);
         let columns = self.scale.iter().zip(&self.radius).zip(&self.norm_and_radius);
@@ -273,25 +274,22 @@ impl Panel {
     /// [`Panel::upper`] as float32 values, each at or above its float64
     /// bound and at most [`ROUNDED`] above it.
     pub fn upper32(&self, block: &Block, r: usize, dots: &[i32], out: &mut [f32]) {
-        let mut bounds = [0.0f64; PANEL];
-        let bounds = &mut bounds[..out.len()];
-        self.upper(block, r, dots, bounds);
-        // Branch-free, so vectorised.
-        for (o, &b) in out.iter_mut().zip(bounds.iter()) {
-            *o = (b + ROUNDED / 2.0) as f32;
-        }
+        // SAFETY: the body was chosen for this CPU.
+        unsafe { (KERNEL.upper32)(self, block, r, dots, out) }
     }
 }
 
 type QuantiseBody = unsafe fn(&[f32], f32, &mut [i16]);
 type DotsBody = unsafe fn(&[i16], &[i16], usize, &mut [i32]);
 type AboveBody = unsafe fn(&Panel, (f64, f64, f64), &[i32], f64, &mut [f64]);
+type Upper32Body = unsafe fn(&Panel, &Block, usize, &[i32], &mut [f32]);
 
 /// The bodies chosen for this CPU, once.
 struct Chosen {
     quantise: QuantiseBody,
     dots: DotsBody,
     above: AboveBody,
+    upper32: Upper32Body,
     name: &'static str,
 }
 
@@ -302,11 +300,22 @@ static KERNEL: std::sync::LazyLock<Chosen> = std::sync::LazyLock::new(|| {
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512vnni")
         {
-            let above = simd::above_avx512;
-            return Chosen { quantise: simd::quantise_avx512, dots: simd::dots_vnni, above, name: "avx512vnni" };
+            return Chosen {
+                quantise: simd::quantise_avx512,
+                dots: simd::dots_vnni,
+                above: simd::above_avx512,
+                upper32: simd::upper32_avx512,
+                name: "avx512vnni",
+            };
         }
     }
-    Chosen { quantise: quantise_body_plain, dots: dots_plain, above: above_plain, name: "portable" }
+    Chosen {
+        quantise: quantise_body_plain,
+        dots: dots_plain,
+        above: above_plain,
+        upper32: upper32_plain,
+        name: "portable",
+    }
 });
 
 /// Whether this CPU has the 16-bit multiply-add that makes the codes
@@ -329,6 +338,20 @@ unsafe fn above_plain(panel: &Panel, row: (f64, f64, f64), dots: &[i32], floor: 
     for c in 0..columns {
         let excess = bound(row, scale[c], radius[c], plus[c], dots[c]) - floor;
         sums[c] += if excess > 0.0 { excess } else { 0.0 };
+    }
+}
+
+/// The portable body of [`Panel::upper32`].
+///
+/// # Safety
+/// None: safe code behind the common signature.
+#[inline(always)]
+unsafe fn upper32_plain(panel: &Panel, block: &Block, r: usize, dots: &[i32], out: &mut [f32]) {
+    let mut bounds = [0.0f64; PANEL];
+    let bounds = &mut bounds[..out.len()];
+    panel.upper(block, r, dots, bounds);
+    for (o, &b) in out.iter_mut().zip(bounds.iter()) {
+        *o = (b + ROUNDED / 2.0) as f32;
     }
 }
 
@@ -359,7 +382,7 @@ unsafe fn dots_plain(block: &[i16], panel: &[i16], width: usize, dots: &mut [i32
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use super::{BLOCK_ROWS, PANEL, Panel};
+    use super::{BLOCK_ROWS, Block, PANEL, Panel};
     use std::arch::x86_64::*;
 
     /// [`super::above_plain`] compiled for AVX-512 (the compiler
@@ -372,6 +395,17 @@ mod simd {
     pub unsafe fn above_avx512(panel: &Panel, row: (f64, f64, f64), dots: &[i32], floor: f64, sums: &mut [f64]) {
         // SAFETY: as the caller's.
         unsafe { super::above_plain(panel, row, dots, floor, sums) }
+    }
+
+    /// [`super::upper32_plain`] compiled for AVX-512 (vectorised by the
+    /// compiler, each column's operations in the same order: same bits).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn upper32_avx512(panel: &Panel, block: &Block, r: usize, dots: &[i32], out: &mut [f32]) {
+        // SAFETY: as the caller's.
+        unsafe { super::upper32_plain(panel, block, r, dots, out) }
     }
 
     /// [`super::quantise_plain`] with 512-bit registers: the same multiply
@@ -525,6 +559,32 @@ mod tests {
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&chosen), bits(&plain));
             prop_assert_eq!(bits(&chosen), bits(&written));
+        }
+
+        #[test]
+        fn float32_bounds_are_the_portable_ones_and_round_up_by_at_most_rounded(
+            n in 1usize..12, cols in 1usize..=PANEL, d in 1usize..70, seed in 0u64..1000,
+        ) {
+            let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let f = crate::testing::unit_rows_with_edges(n + cols, d, &mut rng, None);
+            let (mut block, mut columns) = (Block::default(), Block::default());
+            block.code(f.view());
+            columns.code(f.slice(ndarray::s![n.., ..]));
+            let panel = Panel::new(&columns);
+            let mut dots = Vec::new();
+            panel.dots(&block, &mut dots);
+            let (mut chosen, mut plain, mut upper) = (vec![0f32; cols], vec![0f32; cols], vec![0.0; cols]);
+            for r in 0..n + cols {
+                let dots = &dots[r * PANEL..];
+                panel.upper32(&block, r, dots, &mut chosen);
+                // SAFETY: safe code behind the body's signature.
+                unsafe { upper32_plain(&panel, &block, r, dots, &mut plain) };
+                panel.upper(&block, r, dots, &mut upper);
+                prop_assert_eq!(&chosen, &plain);
+                for (&c, &u) in chosen.iter().zip(&upper) {
+                    prop_assert!(f64::from(c) >= u && f64::from(c) <= u + ROUNDED, "row {}: {} against {}", r, c, u);
+                }
+            }
         }
 
         #[test]

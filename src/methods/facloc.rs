@@ -171,21 +171,8 @@ impl Nearest {
     /// Offers the candidates `ids` at similarities `scores` to sample `r`.
     fn offer(&mut self, r: usize, scores: &[f32], ids: &[usize]) {
         let heap = r * self.width..(r + 1) * self.width;
-        let (similarity, id) = (&mut self.similarity[heap.clone()], &mut self.id[heap]);
-        // Most stretches have nothing to take once the lists fill: one pass
-        // over each finds out.
-        for (scores, ids) in scores.chunks(OFFERED).zip(ids.chunks(OFFERED)) {
-            // A count, unlike a running maximum, vectorises.
-            let least = similarity[0];
-            if scores.iter().filter(|&&s| s > least).count() == 0 {
-                continue;
-            }
-            for (&s, &j) in scores.iter().zip(ids) {
-                if s > similarity[0] {
-                    replace_least(similarity, id, s, j as u32);
-                }
-            }
-        }
+        // SAFETY: the body was chosen for this CPU.
+        unsafe { (BODIES.offer)(&mut self.similarity[heap.clone()], &mut self.id[heap], scores, ids) }
     }
 
     /// The least similarity listed for sample `r` (−∞ when the list has room).
@@ -241,15 +228,123 @@ impl Offered {
 fn turn(wide: &[f32], stride: usize, cols: usize, out: &mut Vec<f32>) {
     let rows = wide.len() / stride;
     out.resize(rows * cols, 0.0);
-    for (r, row) in wide.chunks_exact(stride).enumerate() {
-        for (c, &x) in row[..cols].iter().enumerate() {
-            out[c * rows + r] = x;
+    // A line of `out` at a time: its rows' stores, one per column, would
+    // otherwise each land on another line, `rows` floats apart.
+    for first in (0..rows).step_by(TURNED) {
+        let last = (first + TURNED).min(rows);
+        for c in 0..cols {
+            for r in first..last {
+                out[c * rows + r] = wide[r * stride + c];
+            }
         }
     }
 }
 
+/// Rows [`turn`] takes at once: a cache line of float32.
+const TURNED: usize = 16;
+
 /// Scores [`Nearest::offer`] looks over at once for one worth taking.
 const OFFERED: usize = 32;
+
+/// The portable body of [`Nearest::offer`] on one sample's heap.
+fn offer_plain(similarity: &mut [f32], id: &mut [u32], scores: &[f32], ids: &[usize]) {
+    offer_with(similarity, id, scores, ids, mask_above);
+}
+
+/// Bit `k` set where `scores[k] > least` (at most [`OFFERED`] scores).
+fn mask_above(scores: &[f32], least: f32) -> u32 {
+    scores.iter().enumerate().fold(0u32, |mask, (k, &s)| mask | (u32::from(s > least) << k))
+}
+
+/// [`Nearest::offer`] on one sample's heap, with `mask` as [`mask_above`].
+#[inline(always)]
+fn offer_with(
+    similarity: &mut [f32],
+    id: &mut [u32],
+    scores: &[f32],
+    ids: &[usize],
+    mask: impl Fn(&[f32], f32) -> u32,
+) {
+    // Most stretches have nothing to take once the lists fill: one pass
+    // over each finds out.
+    for (scores, ids) in scores.chunks(OFFERED).zip(ids.chunks(OFFERED)) {
+        // The least only rises, so a score not above it now never will be
+        // in this stretch.
+        let mut above = mask(scores, similarity[0]);
+        while above != 0 {
+            let k = above.trailing_zeros() as usize;
+            above &= above - 1;
+            if scores[k] > similarity[0] {
+                replace_least(similarity, id, scores[k], ids[k] as u32);
+            }
+        }
+    }
+}
+
+/// The portable body of the sums in [`Above::of`]: each score's part
+/// added to its column's sum and count.
+#[inline(always)]
+fn add_parts_plain(sum: &mut [f64], count: &mut [u64], scores: &[f32], c: f64, error: f64) {
+    for ((sum, count), &s) in sum.iter_mut().zip(count).zip(scores) {
+        let (part, near) = Above::part(f64::from(s) - c, error);
+        *sum += part;
+        *count += near;
+    }
+}
+
+type OfferBody = unsafe fn(&mut [f32], &mut [u32], &[f32], &[usize]);
+type AddPartsBody = unsafe fn(&mut [f64], &mut [u64], &[f32], f64, f64);
+
+/// The full round's bodies chosen for this CPU, once.
+struct Bodies {
+    offer: OfferBody,
+    add_parts: AddPartsBody,
+}
+
+static BODIES: std::sync::LazyLock<Bodies> = std::sync::LazyLock::new(|| {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+        return Bodies { offer: simd::offer_avx512, add_parts: simd::add_parts_avx512 };
+    }
+    Bodies { offer: offer_plain, add_parts: add_parts_plain }
+});
+
+/// The portable bodies compiled for AVX-512: the same operations in the
+/// same order, so the same lists and the same bits.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// [`super::offer_plain`] with the masks of whole stretches from two
+    /// 16-lane comparisons (ordered, like `>`: the same bits).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX-512BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn offer_avx512(similarity: &mut [f32], id: &mut [u32], scores: &[f32], ids: &[usize]) {
+        super::offer_with(similarity, id, scores, ids, |scores, least| {
+            if scores.len() < super::OFFERED {
+                return super::mask_above(scores, least);
+            }
+            let least = _mm512_set1_ps(least);
+            // SAFETY: the stretch holds 32 scores; the CPU was checked.
+            unsafe {
+                let low = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_loadu_ps(scores.as_ptr()), least);
+                let high = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_loadu_ps(scores.as_ptr().add(16)), least);
+                u32::from(low) | (u32::from(high) << 16)
+            }
+        })
+    }
+
+    /// [`super::add_parts_plain`] for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX-512BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn add_parts_avx512(sum: &mut [f64], count: &mut [u64], scores: &[f32], c: f64, error: f64) {
+        super::add_parts_plain(sum, count, scores, c, error)
+    }
+}
 
 /// Puts `(s, j)` in place of the heap's least and sifts it down.
 fn replace_least(similarity: &mut [f32], id: &mut [u32], s: f32, j: u32) {
@@ -516,11 +611,9 @@ impl<'a> Coverage<'a> {
             };
             second.above.add_at(start - second.range.start, &part);
             // Read the other way: the strip's samples against `first`'s candidates.
-            let best = &self.best[strip.clone()];
-            for r in 0..rows.nrows() {
-                first.above.offer_row(r, scores(r), best, self.error);
-            }
             turn(&wide, stride, strip.len(), &mut turned);
+            let best = self.best[strip.clone()].iter().copied();
+            first.above.add(&Above::of(best.zip(turned.chunks_exact(rows.nrows())), self.error));
             for (c, back) in turned.chunks_exact(rows.nrows()).enumerate() {
                 own.offer(&mut second.nearest, start - second.range.start + c, back, &mut kept);
             }
@@ -755,26 +848,10 @@ impl Above {
         let (c, scores) = samples.next().expect("a sample");
         let mut parts = Above::new(scores.len());
         for (c, scores) in std::iter::once((c, scores)).chain(samples) {
-            for ((sum, count), &s) in parts.sum.iter_mut().zip(&mut parts.count).zip(scores) {
-                let (part, near) = Above::part(f64::from(s) - c, error);
-                *sum += part;
-                *count += near;
-            }
+            // SAFETY: the body was chosen for this CPU.
+            unsafe { (BODIES.add_parts)(&mut parts.sum, &mut parts.count, scores, c, error) };
         }
         parts
-    }
-
-    /// Adds to entry `b` the parts of samples with coverage `best` and
-    /// scores `scores` against it.
-    fn offer_row(&mut self, b: usize, scores: &[f32], best: &[f64], error: f64) {
-        let (mut sum, mut count) = (0.0, 0);
-        for (&s, &c) in scores.iter().zip(best) {
-            let (part, near) = Above::part(f64::from(s) - c, error);
-            sum += part;
-            count += near;
-        }
-        self.sum[b] += sum;
-        self.count[b] += count;
     }
 
     fn offer(&mut self, b: usize, above: f64, error: f64) {
@@ -1174,10 +1251,14 @@ mod tests {
             // Few distinct values: many ties.
             let scores: Vec<f32> = scores.iter().map(|&s| f32::from(s) / 4.0).collect();
             let ids: Vec<usize> = (0..scores.len()).collect();
-            let mut nearest = Nearest::new(1, width).unwrap();
+            let (mut nearest, mut plain) = (Nearest::new(1, width).unwrap(), Nearest::new(1, width).unwrap());
             for (scores, ids) in scores.chunks(batch).zip(ids.chunks(batch)) {
                 nearest.offer(0, scores, ids);
+                offer_plain(&mut plain.similarity, &mut plain.id, scores, ids);
             }
+            // The body chosen for this CPU keeps the portable one's list, ties and all.
+            prop_assert_eq!(&nearest.id, &plain.id);
+            prop_assert_eq!(&nearest.similarity, &plain.similarity);
             let mut listed: Vec<(f32, u32)> =
                 nearest.similarity.iter().copied().zip(nearest.id.iter().copied()).filter(|&(_, j)| j != u32::MAX).collect();
             prop_assert_eq!(listed.len(), width.min(scores.len()));
@@ -1192,6 +1273,50 @@ mod tests {
             let least = nearest.least(0);
             let off: Vec<usize> = ids.iter().copied().filter(|j| !listed.iter().any(|&(_, l)| l as usize == *j)).collect();
             prop_assert!(off.iter().all(|&j| scores[j] <= least));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_chosen_sums_are_the_portable_ones(
+            scores in proptest::collection::vec(-8i8..8, 1..100), c in -9i8..9, seed in 0u64..1000,
+        ) {
+            // Scores on a grid around the coverage: parts of zero, ties with
+            // the coverage, and scores within the error below it.
+            let error = 1.0 / 64.0;
+            let scores: Vec<f32> = scores.iter().map(|&s| f32::from(s) / 8.0).collect();
+            let c = f64::from(c) / 8.0 + error / 2.0 * (seed % 3) as f64;
+            let start = |len: usize| (0..len).map(|b| (b as f64).sqrt() * 0.1).collect::<Vec<f64>>();
+            let (mut sum, mut count) = (start(scores.len()), vec![3u64; scores.len()]);
+            let (mut plain_sum, mut plain_count) = (sum.clone(), count.clone());
+            let mut written = (sum.clone(), count.clone());
+            // SAFETY: the body was chosen for this CPU.
+            unsafe { (BODIES.add_parts)(&mut sum, &mut count, &scores, c, error) };
+            add_parts_plain(&mut plain_sum, &mut plain_count, &scores, c, error);
+            for (b, &s) in scores.iter().enumerate() {
+                let above = f64::from(s) - c;
+                written.0[b] += above.max(0.0);
+                written.1[b] += u64::from(above > -error);
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&sum), bits(&plain_sum));
+            prop_assert_eq!(bits(&sum), bits(&written.0));
+            prop_assert_eq!(&count, &plain_count);
+            prop_assert_eq!(&count, &written.1);
+        }
+
+        #[test]
+        fn turn_transposes_the_leading_columns(rows in 1usize..40, cols in 1usize..9, spare in 0usize..3) {
+            let stride = cols + spare;
+            let wide: Vec<f32> = (0..rows * stride).map(|x| x as f32).collect();
+            let mut out = vec![f32::NAN; 3];
+            turn(&wide, stride, cols, &mut out);
+            prop_assert_eq!(out.len(), rows * cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    prop_assert_eq!(out[c * rows + r], wide[r * stride + c]);
+                }
+            }
         }
     }
 
