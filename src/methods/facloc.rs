@@ -301,13 +301,21 @@ struct Bodies {
     add_parts: AddPartsBody,
 }
 
-static BODIES: std::sync::LazyLock<Bodies> = std::sync::LazyLock::new(|| {
+/// Every set of bodies this CPU runs, the portable one first and the
+/// fastest last.
+fn runnable() -> Vec<Bodies> {
+    let mut all = vec![Bodies { offer: offer_plain, add_parts: add_parts_plain }];
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
-        return Bodies { offer: simd::offer_avx512, add_parts: simd::add_parts_avx512 };
+    {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+            all.push(Bodies { offer: simd::offer_avx512, add_parts: simd::add_parts_avx512 });
+        }
     }
-    Bodies { offer: offer_plain, add_parts: add_parts_plain }
-});
+    all
+}
+
+static BODIES: std::sync::LazyLock<Bodies> =
+    std::sync::LazyLock::new(|| runnable().pop().expect("the portable bodies run anywhere"));
 
 /// The portable bodies compiled for AVX-512: the same operations in the
 /// same order, so the same lists and the same bits.
@@ -1251,14 +1259,20 @@ mod tests {
             // Few distinct values: many ties.
             let scores: Vec<f32> = scores.iter().map(|&s| f32::from(s) / 4.0).collect();
             let ids: Vec<usize> = (0..scores.len()).collect();
-            let (mut nearest, mut plain) = (Nearest::new(1, width).unwrap(), Nearest::new(1, width).unwrap());
+            let mut nearest = Nearest::new(1, width).unwrap();
             for (scores, ids) in scores.chunks(batch).zip(ids.chunks(batch)) {
                 nearest.offer(0, scores, ids);
-                offer_plain(&mut plain.similarity, &mut plain.id, scores, ids);
             }
-            // The body chosen for this CPU keeps the portable one's list, ties and all.
-            prop_assert_eq!(&nearest.id, &plain.id);
-            prop_assert_eq!(&nearest.similarity, &plain.similarity);
+            // Every body this CPU runs keeps the portable one's list, ties and all.
+            for bodies in runnable() {
+                let mut other = Nearest::new(1, width).unwrap();
+                for (scores, ids) in scores.chunks(batch).zip(ids.chunks(batch)) {
+                    // SAFETY: the body runs on this CPU.
+                    unsafe { (bodies.offer)(&mut other.similarity, &mut other.id, scores, ids) };
+                }
+                prop_assert_eq!(&nearest.id, &other.id);
+                prop_assert_eq!(&nearest.similarity, &other.similarity);
+            }
             let mut listed: Vec<(f32, u32)> =
                 nearest.similarity.iter().copied().zip(nearest.id.iter().copied()).filter(|&(_, j)| j != u32::MAX).collect();
             prop_assert_eq!(listed.len(), width.min(scores.len()));
@@ -1278,7 +1292,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_chosen_sums_are_the_portable_ones(
+        fn every_body_sums_as_the_literal_loop_does(
             scores in proptest::collection::vec(-8i8..8, 1..100), c in -9i8..9, seed in 0u64..1000,
         ) {
             // Scores on a grid around the coverage: parts of zero, ties with
@@ -1287,22 +1301,21 @@ mod tests {
             let scores: Vec<f32> = scores.iter().map(|&s| f32::from(s) / 8.0).collect();
             let c = f64::from(c) / 8.0 + error / 2.0 * (seed % 3) as f64;
             let start = |len: usize| (0..len).map(|b| (b as f64).sqrt() * 0.1).collect::<Vec<f64>>();
-            let (mut sum, mut count) = (start(scores.len()), vec![3u64; scores.len()]);
-            let (mut plain_sum, mut plain_count) = (sum.clone(), count.clone());
+            let (sum, count) = (start(scores.len()), vec![3u64; scores.len()]);
             let mut written = (sum.clone(), count.clone());
-            // SAFETY: the body was chosen for this CPU.
-            unsafe { (BODIES.add_parts)(&mut sum, &mut count, &scores, c, error) };
-            add_parts_plain(&mut plain_sum, &mut plain_count, &scores, c, error);
             for (b, &s) in scores.iter().enumerate() {
                 let above = f64::from(s) - c;
                 written.0[b] += above.max(0.0);
                 written.1[b] += u64::from(above > -error);
             }
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            prop_assert_eq!(bits(&sum), bits(&plain_sum));
-            prop_assert_eq!(bits(&sum), bits(&written.0));
-            prop_assert_eq!(&count, &plain_count);
-            prop_assert_eq!(&count, &written.1);
+            for bodies in runnable() {
+                let (mut sum, mut count) = (sum.clone(), count.clone());
+                // SAFETY: the body runs on this CPU.
+                unsafe { (bodies.add_parts)(&mut sum, &mut count, &scores, c, error) };
+                prop_assert_eq!(bits(&sum), bits(&written.0));
+                prop_assert_eq!(&count, &written.1);
+            }
         }
 
         #[test]
