@@ -499,6 +499,20 @@ mod tests {
     use proptest::prelude::*;
     use rand::SeedableRng;
 
+    /// `n + cols` random unit rows of dimension `d` (with edge values),
+    /// all coded as a block, the last `cols` as a panel, and their dots.
+    fn coded_pair(n: usize, cols: usize, d: usize, seed: u64) -> (Block, Panel, Vec<i32>) {
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let f = crate::testing::unit_rows_with_edges(n + cols, d, &mut rng, None);
+        let (mut block, mut columns) = (Block::default(), Block::default());
+        block.code(f.view());
+        columns.code(f.slice(ndarray::s![n.., ..]));
+        let panel = Panel::new(&columns);
+        let mut dots = Vec::new();
+        panel.dots(&block, &mut dots);
+        (block, panel, dots)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
@@ -535,14 +549,7 @@ mod tests {
         fn excesses_over_a_floor_are_the_upper_bounds_less_the_floor(
             n in 1usize..12, cols in 1usize..=PANEL, d in 1usize..70, floor in -1.5f64..1.5, seed in 0u64..1000,
         ) {
-            let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
-            let f = crate::testing::unit_rows_with_edges(n + cols, d, &mut rng, None);
-            let (mut block, mut columns) = (Block::default(), Block::default());
-            block.code(f.view());
-            columns.code(f.slice(ndarray::s![n.., ..]));
-            let panel = Panel::new(&columns);
-            let mut dots = Vec::new();
-            panel.dots(&block, &mut dots);
+            let (block, panel, dots) = coded_pair(n, cols, d, seed);
             let (mut chosen, mut plain, mut written) = (vec![0.5; cols], vec![0.5; cols], vec![0.5; cols]);
             let mut upper = vec![0.0; cols];
             for r in 0..n + cols {
@@ -565,14 +572,7 @@ mod tests {
         fn float32_bounds_are_the_portable_ones_and_round_up_by_at_most_rounded(
             n in 1usize..12, cols in 1usize..=PANEL, d in 1usize..70, seed in 0u64..1000,
         ) {
-            let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
-            let f = crate::testing::unit_rows_with_edges(n + cols, d, &mut rng, None);
-            let (mut block, mut columns) = (Block::default(), Block::default());
-            block.code(f.view());
-            columns.code(f.slice(ndarray::s![n.., ..]));
-            let panel = Panel::new(&columns);
-            let mut dots = Vec::new();
-            panel.dots(&block, &mut dots);
+            let (block, panel, dots) = coded_pair(n, cols, d, seed);
             let (mut chosen, mut plain, mut upper) = (vec![0f32; cols], vec![0f32; cols], vec![0.0; cols]);
             for r in 0..n + cols {
                 let dots = &dots[r * PANEL..];
