@@ -11,23 +11,29 @@
 //! The counters follow from `dot` and the crate's float32 product, which
 //! give the same bits on every CPU (ActiveFT's point term runs on that
 //! product too), so they are compared on any machine. The pools have under
-//! 1,024 points, where no run takes the 8-bit filter of VNNI CPUs.
+//! 1,024 points, where no run takes the 8-bit filter of VNNI CPUs. The
+//! `_coded` runs take the 12-bit codes (full scans against 128 to 1,023
+//! points, facloc's estimates from 4,096 samples) on every CPU: their
+//! portable bodies give the fast ones' bits, so these counters too are the
+//! same on any machine.
 
 use std::collections::BTreeMap;
 
-use activeft::internals::{ActiveFtParams, Method, Round, load_features, run, synth};
+use activeft::internals::{ActiveFtParams, Method, Round, load_features, run, synth, take_codes12_everywhere};
 use serde_json::{Value, json};
 
 const BASELINE: &str = "benches/regression.json";
 /// More work than this share above the baseline fails.
 const TOLERANCE: f64 = 0.05;
 
-/// One run: a name, the pool (n, dim, classes, spread), the method and budget.
+/// One run: a name, the pool (n, dim, classes, spread), the method and
+/// budget, and whether it takes the 12-bit codes on every CPU.
 struct Case {
     name: &'static str,
     pool: (usize, usize, usize, f64),
     method: fn(usize, usize) -> Method,
     budget: usize,
+    coded: bool,
 }
 
 fn activeft(budget: usize, n: usize) -> Method {
@@ -40,24 +46,35 @@ fn activeft_batches(budget: usize, n: usize) -> Method {
     Method::ActiveFt(params.check(n).expect("valid settings"))
 }
 
-const CASES: [Case; 6] = [
-    Case { name: "activeft_spread", pool: (8000, 64, 40, synth::REAL_SPREAD), method: activeft, budget: 80 },
-    Case { name: "activeft_easy", pool: (8000, 64, 40, synth::EASY_SPREAD), method: activeft, budget: 80 },
+const CASES: [Case; 8] = [
+    Case { name: "activeft_spread", pool: SPREAD, method: activeft, budget: 80, coded: false },
     Case {
-        name: "activeft_spread_batches",
-        pool: (8000, 64, 40, synth::REAL_SPREAD),
-        method: activeft_batches,
+        name: "activeft_easy",
+        pool: (8000, 64, 40, synth::EASY_SPREAD),
+        method: activeft,
         budget: 80,
+        coded: false,
     },
-    Case { name: "kmeans_spread", pool: (8000, 64, 40, synth::REAL_SPREAD), method: |_, _| Method::KMeans, budget: 80 },
-    Case { name: "fds_spread", pool: (8000, 64, 40, synth::REAL_SPREAD), method: |_, _| Method::Fds, budget: 80 },
+    Case { name: "activeft_spread_batches", pool: SPREAD, method: activeft_batches, budget: 80, coded: false },
+    Case { name: "kmeans_spread", pool: SPREAD, method: |_, _| Method::KMeans, budget: 80, coded: false },
+    Case { name: "fds_spread", pool: SPREAD, method: |_, _| Method::Fds, budget: 80, coded: false },
+    Case { name: "facloc_spread", pool: (3000, 64, 20, synth::REAL_SPREAD), method: facloc, budget: 60, coded: false },
+    Case { name: "activeft_spread_coded", pool: SPREAD, method: activeft, budget: 200, coded: true },
     Case {
-        name: "facloc_spread",
-        pool: (3000, 64, 20, synth::REAL_SPREAD),
-        method: |_, _| Method::FacLoc(None),
+        name: "facloc_spread_coded",
+        pool: (5000, 64, 20, synth::REAL_SPREAD),
+        method: facloc,
         budget: 60,
+        coded: true,
     },
 ];
+
+/// The spread pool most runs share.
+const SPREAD: (usize, usize, usize, f64) = (8000, 64, 40, synth::REAL_SPREAD);
+
+fn facloc(_: usize, _: usize) -> Method {
+    Method::FacLoc(None)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let update = std::env::args().any(|a| a == "--update");
@@ -69,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let path = dir.join(format!("{}.npy", case.name));
         ndarray_npy::write_npy(&path, &pool)?;
         let mut features = load_features(&[path], false)?.features;
+        take_codes12_everywhere(case.coded);
         let outcome = run(&(case.method)(case.budget, n), &mut features, case.budget, 0, &Round::first(n), |_, _| {})?;
         let selected = serde_json::to_vec(&outcome.selected)?;
         measured.insert(

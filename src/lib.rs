@@ -79,6 +79,7 @@ pub mod internals {
     pub use crate::eval::evaluate;
     pub use crate::io::features::load_features;
     pub use crate::io::npy::load_labels;
+    pub use crate::linalg::codes12::take_everywhere as take_codes12_everywhere;
     pub use crate::linalg::{Packed, kernel_name};
     pub use crate::methods::activeft::{self, ActiveFtParams};
     pub use crate::methods::{Method, Round, run};

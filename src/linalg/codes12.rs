@@ -320,9 +320,23 @@ static KERNEL: std::sync::LazyLock<Chosen> = std::sync::LazyLock::new(|| {
 
 /// Whether this CPU has the 16-bit multiply-add that makes the codes
 /// cheaper than the float32 product (AVX-512 VNNI); elsewhere the portable
-/// body is far slower, and callers keep to float32.
+/// body is far slower, and callers keep to float32 (unless
+/// [`take_everywhere`]).
 pub fn codes_are_fast() -> bool {
-    KERNEL.name == "avx512vnni"
+    KERNEL.name == "avx512vnni" || EVERYWHERE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Set: the paths that take the codes where they are fast take them on
+/// every CPU.
+static EVERYWHERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes the paths that take the codes where they are fast take them on
+/// every CPU (`on`), or only where they are fast again. For the regression
+/// check: the portable bodies give the same bits as the fast ones, so the
+/// work counters of those paths are then the same on every CPU, only
+/// slower to reach without VNNI.
+pub fn take_everywhere(on: bool) {
+    EVERYWHERE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The portable body of [`Panel::add_above`]: each column's bound as
