@@ -204,6 +204,11 @@ impl Block {
         spread(self.norm[r], self.radius[r], widest) + ROUNDED
     }
 
+    /// Row `r`'s scale, norm and radius: its terms in [`bound`].
+    fn terms(&self, r: usize) -> (f64, f64, f64) {
+        (self.scale[r], self.norm[r], self.radius[r])
+    }
+
     /// How many rows it holds.
     fn len(&self) -> usize {
         self.scale.len()
@@ -255,7 +260,7 @@ impl Panel {
     /// columns, from its dot products `dots` (a row of [`Panel::dots`]).
     #[inline(always)]
     pub fn upper(&self, block: &Block, r: usize, dots: &[i32], out: &mut [f64]) {
-        let row = (block.scale[r], block.norm[r], block.radius[r]);
+        let row = block.terms(r);
         let columns = self.scale.iter().zip(&self.radius).zip(&self.norm_and_radius);
         for ((out, &dot), ((&scale, &radius), &plus)) in out.iter_mut().zip(dots).zip(columns) {
             *out = bound(row, scale, radius, plus, dot);
@@ -266,7 +271,7 @@ impl Panel {
     /// the bound [`Panel::upper`] gives on row `r`'s similarity to it lies
     /// above `floor`, when it does.
     pub fn add_above(&self, block: &Block, r: usize, dots: &[i32], floor: f64, sums: &mut [f64]) {
-        let row = (block.scale[r], block.norm[r], block.radius[r]);
+        let row = block.terms(r);
         // SAFETY: the body was chosen for this CPU; it checks the lengths.
         unsafe { (KERNEL.above)(self, row, dots, floor, sums) }
     }
@@ -276,6 +281,16 @@ impl Panel {
     pub fn upper32(&self, block: &Block, r: usize, dots: &[i32], out: &mut [f32]) {
         // SAFETY: the body was chosen for this CPU.
         unsafe { (KERNEL.upper32)(self, block, r, dots, out) }
+    }
+
+    /// [`Panel::upper32`] for every row of `block`, row `r`'s [`PANEL`]
+    /// bounds at `out[r * stride..]`, through the dot products in `dots`
+    /// (resized).
+    pub fn upper32_rows(&self, block: &Block, dots: &mut Vec<i32>, out: &mut [f32], stride: usize) {
+        self.dots(block, dots);
+        for (r, out) in out.chunks_mut(stride).take(block.len()).enumerate() {
+            self.upper32(block, r, &dots[r * PANEL..], &mut out[..PANEL]);
+        }
     }
 }
 
@@ -569,7 +584,7 @@ mod tests {
             for r in 0..n + cols {
                 let dots = &dots[r * PANEL..];
                 panel.add_above(&block, r, dots, floor, &mut chosen);
-                let row = (block.scale[r], block.norm[r], block.radius[r]);
+                let row = block.terms(r);
                 // SAFETY: `plain` has a sum per column of the panel.
                 unsafe { above_plain(&panel, row, dots, floor, &mut plain) };
                 panel.upper(&block, r, dots, &mut upper);

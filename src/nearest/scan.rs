@@ -189,11 +189,7 @@ impl Filter {
                 upper.resize(rows.nrows() * stride, 0.0);
                 let mut dots = Vec::new();
                 for (p, panel) in panels.iter().enumerate() {
-                    panel.dots(&block, &mut dots);
-                    for r in 0..rows.nrows() {
-                        let out = &mut upper[r * stride + p * codes12::PANEL..][..codes12::PANEL];
-                        panel.upper32(&block, r, &dots[r * codes12::PANEL..], out);
-                    }
+                    panel.upper32_rows(&block, &mut dots, &mut upper[p * codes12::PANEL..], stride);
                 }
                 (0..rows.nrows()).map(|r| block.spread(r, *widest)).collect()
             }

@@ -186,12 +186,8 @@ impl Coverage<'_> {
         let mut columns = Block::default();
         columns.fill(self.features, &strip.collect::<Vec<_>>(), scales);
         let panel = Panel::new(&columns);
-        let mut dots = Vec::new();
-        panel.dots(block, &mut dots);
         wide.resize(rows * codes12::PANEL, 0.0);
-        for (r, out) in wide.chunks_exact_mut(codes12::PANEL).enumerate() {
-            panel.upper32(block, r, &dots[r * codes12::PANEL..], out);
-        }
+        panel.upper32_rows(block, &mut Vec::new(), wide, codes12::PANEL);
         codes12::PANEL
     }
 
