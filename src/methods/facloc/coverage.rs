@@ -180,7 +180,7 @@ impl<'a> Coverage<'a> {
         let Some(lists) = &self.lists else { return };
         let mut any = false;
         for i in ids {
-            if !self.resolved[i] && self.best[i] >= lists.beyond[i] {
+            if !self.resolved[i] && self.best[i] >= lists.beyond(i) {
                 self.resolved[i] = true;
                 any = true;
             }

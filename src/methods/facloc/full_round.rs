@@ -11,7 +11,7 @@ use super::above::Above;
 use super::coverage::Coverage;
 use super::lists::{Lists, Nearest};
 use crate::chunks::rounds;
-use crate::error::{Result, filled};
+use crate::error::Result;
 use crate::linalg::Packed;
 use crate::linalg::codes12::{self, Block, Panel, Scales};
 
@@ -113,7 +113,8 @@ impl Coverage<'_> {
         let tiles: Vec<Tile> = tiles.into_iter().map(|t| t.expect("every tile is back")).collect();
         let estimates = ids.iter().map(|&j| tiles[j / self.tile].above.bound(j % self.tile, self.error)).collect();
         self.estimated += ids.len() as u64;
-        self.lists = Some(self.gather(tiles.into_iter().map(|t| t.nearest).collect())?);
+        let runs = tiles.into_iter().map(|t| t.nearest).collect();
+        self.lists = Some(Lists::turned(runs, self.best.len(), self.tile, self.error)?);
         self.resolve(0..n);
         Ok(estimates)
     }
@@ -190,40 +191,6 @@ impl Coverage<'_> {
         panel.upper32_rows(block, &mut Vec::new(), wide, codes12::PANEL);
         codes12::PANEL
     }
-
-    /// The lists turned around: for each candidate, the samples listing it.
-    fn gather(&self, runs: Vec<Nearest>) -> Result<Lists> {
-        let n = self.best.len();
-        let mut start = vec![0usize; n + 1];
-        for nearest in &runs {
-            for &j in nearest.id.iter().filter(|&&j| j != u32::MAX) {
-                start[j as usize + 1] += 1;
-            }
-        }
-        for j in 0..n {
-            start[j + 1] += start[j];
-        }
-        let what = "facloc's candidate lists";
-        let mut sample = filled(start[n], 0u32, what)?;
-        let mut similarity = filled(start[n], 0f32, what)?;
-        let mut next = start.clone();
-        let mut beyond = Vec::with_capacity(n);
-        for (r, nearest) in runs.iter().enumerate() {
-            for (row, (ids, sims)) in
-                nearest.id.chunks(nearest.width).zip(nearest.similarity.chunks(nearest.width)).enumerate()
-            {
-                let i = r * self.tile + row;
-                for (&j, &s) in ids.iter().zip(sims).filter(|&(&j, _)| j != u32::MAX) {
-                    let at = &mut next[j as usize];
-                    (sample[*at], similarity[*at]) = (i as u32, s);
-                    *at += 1;
-                }
-                beyond.push(f64::from(nearest.least(row)) + self.error);
-            }
-        }
-        // Samples within each candidate's listers are in id order: the runs are.
-        Ok(Lists { forward: runs, tile: self.tile, beyond, start, sample, similarity })
-    }
 }
 
 #[cfg(test)]
@@ -299,7 +266,7 @@ mod tests {
                     prop_assert!(s >= exact && s - below <= exact, "sample {} lists {} at {} for {}", i, j, s, exact);
                 }
                 for &j in ids.iter().filter(|&&j| !listed.iter().any(|&(l, _)| l == j)) {
-                    prop_assert!(similarity(i, j) <= lists.beyond[i], "sample {} leaves out {} above its bound", i, j);
+                    prop_assert!(similarity(i, j) <= lists.beyond(i), "sample {} leaves out {} above its bound", i, j);
                 }
             }
             for (&j, &estimate) in ids.iter().zip(&estimates) {

@@ -15,18 +15,58 @@ pub(super) const LISTED: usize = 64;
 /// from then on only listed candidates can gain from it.
 pub(super) struct Lists {
     /// Each sample's own list, in tiles of `tile` samples.
-    pub(super) forward: Vec<Nearest>,
-    pub(super) tile: usize,
+    forward: Vec<Nearest>,
+    tile: usize,
     /// Per sample: the least similarity on its list plus the float32
     /// error, so no candidate off the list is more similar.
-    pub(super) beyond: Vec<f64>,
+    beyond: Vec<f64>,
     /// `listers(j)` is `sample[start[j]..start[j + 1]]`.
-    pub(super) start: Vec<usize>,
-    pub(super) sample: Vec<u32>,
-    pub(super) similarity: Vec<f32>,
+    start: Vec<usize>,
+    sample: Vec<u32>,
+    similarity: Vec<f32>,
 }
 
 impl Lists {
+    /// The lists of `n` samples, given as `runs` of `tile` samples each,
+    /// also turned around: for each candidate, the samples listing it.
+    /// `error` is how far below a listed similarity the true one may be.
+    pub(super) fn turned(runs: Vec<Nearest>, n: usize, tile: usize, error: f64) -> Result<Self> {
+        let mut start = vec![0usize; n + 1];
+        for nearest in &runs {
+            for &j in nearest.id.iter().filter(|&&j| j != u32::MAX) {
+                start[j as usize + 1] += 1;
+            }
+        }
+        for j in 0..n {
+            start[j + 1] += start[j];
+        }
+        let what = "facloc's candidate lists";
+        let mut sample = filled(start[n], 0u32, what)?;
+        let mut similarity = filled(start[n], 0f32, what)?;
+        let mut next = start.clone();
+        let mut beyond = Vec::with_capacity(n);
+        for (r, nearest) in runs.iter().enumerate() {
+            for (row, (ids, sims)) in
+                nearest.id.chunks(nearest.width).zip(nearest.similarity.chunks(nearest.width)).enumerate()
+            {
+                let i = r * tile + row;
+                for (&j, &s) in ids.iter().zip(sims).filter(|&(&j, _)| j != u32::MAX) {
+                    let at = &mut next[j as usize];
+                    (sample[*at], similarity[*at]) = (i as u32, s);
+                    *at += 1;
+                }
+                beyond.push(f64::from(nearest.least(row)) + error);
+            }
+        }
+        // Samples within each candidate's listers are in id order: the runs are.
+        Ok(Lists { forward: runs, tile, beyond, start, sample, similarity })
+    }
+
+    /// A bound on sample `i`'s similarity to every candidate off its list.
+    pub(super) fn beyond(&self, i: usize) -> f64 {
+        self.beyond[i]
+    }
+
     /// The candidates sample `i` lists, with their float32 similarity.
     pub(super) fn listed(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
         let nearest = &self.forward[i / self.tile];
@@ -47,9 +87,9 @@ impl Lists {
 /// samples, as a min-heap per sample: every candidate left out is at most
 /// as similar as the heap's least.
 pub(super) struct Nearest {
-    pub(super) width: usize,
-    pub(super) similarity: Vec<f32>,
-    pub(super) id: Vec<u32>,
+    width: usize,
+    similarity: Vec<f32>,
+    id: Vec<u32>,
 }
 
 impl Nearest {
