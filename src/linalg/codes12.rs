@@ -210,7 +210,7 @@ impl Block {
     }
 
     /// How many rows it holds.
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.scale.len()
     }
 }

@@ -137,7 +137,7 @@ impl Coverage<'_> {
         for start in columns.clone().step_by(BATCH) {
             let strip = start..(start + BATCH).min(columns.end);
             let stride = match &coded_rows {
-                Some((block, scales)) => self.coded_scores(block, scales, strip.clone(), rows.nrows(), &mut wide),
+                Some((block, scales)) => self.coded_scores(block, scales, strip.clone(), &mut wide),
                 None => {
                     let packed = Packed::new(self.features.slice(s![strip.clone(), ..]));
                     packed.product_padded(rows, &mut wide);
@@ -171,23 +171,15 @@ impl Coverage<'_> {
     /// Upper bounds on the similarities of the rows coded in `block` to
     /// the samples `strip` (at most a panel of them), from 12-bit codes,
     /// into `wide` (a row of [`codes12::PANEL`] for each of the block's
-    /// first `rows`); returns
-    /// that stride. The full round reads them as it reads float32 scores:
+    /// rows); returns that stride. The full round reads them as it reads float32 scores:
     /// every use but one takes a score as an upper bound (plus the float32
     /// error, which only adds a margin), and that one ([`Coverage::record_fall`])
     /// allows for the codes' spread.
-    fn coded_scores(
-        &self,
-        block: &Block,
-        scales: &Scales,
-        strip: Range<usize>,
-        rows: usize,
-        wide: &mut Vec<f32>,
-    ) -> usize {
+    fn coded_scores(&self, block: &Block, scales: &Scales, strip: Range<usize>, wide: &mut Vec<f32>) -> usize {
         let mut columns = Block::default();
         columns.fill(self.features, &strip.collect::<Vec<_>>(), scales);
         let panel = Panel::new(&columns);
-        wide.resize(rows * codes12::PANEL, 0.0);
+        wide.resize(block.len() * codes12::PANEL, 0.0);
         panel.upper32_rows(block, &mut Vec::new(), wide, codes12::PANEL);
         codes12::PANEL
     }
