@@ -171,10 +171,10 @@ impl Coverage<'_> {
     /// Upper bounds on the similarities of the rows coded in `block` to
     /// the samples `strip` (at most a panel of them), from 12-bit codes,
     /// into `wide` (a row of [`codes12::PANEL`] for each of the block's
-    /// rows); returns that stride. The full round reads them as it reads float32 scores:
-    /// every use but one takes a score as an upper bound (plus the float32
-    /// error, which only adds a margin), and that one ([`Coverage::record_fall`])
-    /// allows for the codes' spread.
+    /// rows); returns that stride. The full round reads them as it reads
+    /// float32 scores: every use but one takes a score as an upper bound
+    /// (plus the float32 error, which only adds a margin), and that one
+    /// ([`Coverage::record_fall`]) allows for the codes' spread.
     fn coded_scores(&self, block: &Block, scales: &Scales, strip: Range<usize>, wide: &mut Vec<f32>) -> usize {
         let mut columns = Block::default();
         columns.fill(self.features, &strip.collect::<Vec<_>>(), scales);

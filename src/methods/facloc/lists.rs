@@ -29,7 +29,7 @@ pub(super) struct Lists {
 impl Lists {
     /// The lists of `n` samples, given as `runs` of `tile` samples each,
     /// also turned around: for each candidate, the samples listing it.
-    /// `error` is how far below a listed similarity the true one may be.
+    /// `error` is how far above a listed similarity the true one may be.
     pub(super) fn turned(runs: Vec<Nearest>, n: usize, tile: usize, error: f64) -> Result<Self> {
         let mut start = vec![0usize; n + 1];
         for nearest in &runs {
