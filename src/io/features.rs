@@ -241,29 +241,51 @@ struct Layout {
     dim: usize,
 }
 
-/// Decodes `bytes` as values of `layout`'s dtype, as `f32` with whether
-/// the value is finite (in f32).
-fn decode(layout: &Layout, bytes: &[u8], out: &mut Vec<(f32, bool)>) {
-    out.clear();
+/// Appends `bytes`, decoded as values of `layout`'s dtype, to `out` as
+/// `f32`. A finite float64 beyond float32's range becomes infinite, so
+/// [`f32::is_finite`] afterwards tells what float32 cannot hold.
+fn decode(layout: &Layout, bytes: &[u8], out: &mut Vec<f32>) {
     let be = layout.big_endian;
     match layout.dtype {
         Dtype::F16 => out.extend(bytes.chunks_exact(2).map(|b| {
             let b: [u8; 2] = b.try_into().expect("two bytes");
-            let v = f16_to_f32(if be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) });
-            (v, v.is_finite())
+            f16_to_f32(if be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) })
         })),
         Dtype::F32 => out.extend(bytes.chunks_exact(4).map(|b| {
             let b: [u8; 4] = b.try_into().expect("four bytes");
-            let v = if be { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) };
-            (v, v.is_finite())
+            if be { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) }
         })),
         Dtype::F64 => out.extend(bytes.chunks_exact(8).map(|b| {
             let b: [u8; 8] = b.try_into().expect("eight bytes");
-            let v = if be { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) };
-            // A finite f64 beyond f32's range still cannot be represented.
-            ((v as f32), v.is_finite() && (v as f32).is_finite())
+            (if be { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) }) as f32
         })),
     }
+}
+
+/// Appends the rows in `bytes`, decoded, to `out`, or fails with
+/// `error(row, what)` at the first feature value float32 cannot hold.
+fn decode_rows(
+    layout: &Layout,
+    bytes: &[u8],
+    out: &mut Vec<f32>,
+    error: impl Fn(usize, String) -> Error,
+) -> Result<()> {
+    let start = out.len();
+    decode(layout, bytes, out);
+    match first_not_finite(&out[start..], layout.cols, layout.dim) {
+        Some((r, col)) => Err(error(r, not_finite(out[start + r * layout.cols + col], col))),
+        None => Ok(()),
+    }
+}
+
+/// The first value of `values` (rows of `cols`, the first `dim` of each
+/// checked) that float32 cannot hold, as (row, column).
+fn first_not_finite(values: &[f32], cols: usize, dim: usize) -> Option<(usize, usize)> {
+    values.chunks_exact(cols).enumerate().find_map(|(r, row)| {
+        // A row at a time, without a branch per value, so it vectorises.
+        let all_finite = row[..dim].iter().fold(true, |ok, v| ok & v.is_finite());
+        (!all_finite).then(|| (r, row.iter().position(|v| !v.is_finite()).expect("one is not finite")))
+    })
 }
 
 /// An IEEE half-precision value, exactly, as `f32` (every half is one).
@@ -299,16 +321,19 @@ fn read_c_order(
     let rows_per_chunk = (CHUNK_BYTES / row_bytes).max(1);
     let mut bytes = vec![0u8; rows_per_chunk * row_bytes];
     let mut values = Vec::new();
+    let labelled = layout.cols > layout.dim;
     for first in (0..layout.rows).step_by(rows_per_chunk) {
         let count = rows_per_chunk.min(layout.rows - first);
         let decoded = data.chunk(&mut bytes[..count * row_bytes], |chunk| {
-            decode(layout, chunk, &mut values);
-            for (r, row) in values.chunks_exact(layout.cols).enumerate() {
-                if let Some(col) = row[..layout.dim].iter().position(|&(_, finite)| !finite) {
-                    return Err(rows.error(first + r, not_finite(row[col].0, col)));
-                }
-                out.extend(row[..layout.dim].iter().map(|&(v, _)| v));
-                labels.extend(row[layout.dim..].iter().map(|&(v, _)| v));
+            if !labelled {
+                // The rows go straight into `out`.
+                return decode_rows(layout, chunk, out, |r, what| rows.error(first + r, what));
+            }
+            values.clear();
+            decode_rows(layout, chunk, &mut values, |r, what| rows.error(first + r, what))?;
+            for row in values.chunks_exact(layout.cols) {
+                out.extend_from_slice(&row[..layout.dim]);
+                labels.extend_from_slice(&row[layout.dim..]);
             }
             Ok(())
         });
@@ -323,13 +348,14 @@ fn read_fortran(layout: &Layout, data: &mut Data, dest: &mut [f32], labels: &mut
     let mut values = Vec::new();
     for col in 0..layout.cols {
         let decoded = data.chunk(&mut bytes, |column| {
+            values.clear();
             decode(layout, column, &mut values);
             if col >= layout.dim {
-                labels.extend(values.iter().map(|&(v, _)| v));
+                labels.extend_from_slice(&values);
                 return Ok(());
             }
-            for (row, &(v, finite)) in values.iter().enumerate() {
-                if !finite {
+            for (row, &v) in values.iter().enumerate() {
+                if !v.is_finite() {
                     return Err(rows.error(row, not_finite(v, col)));
                 }
                 dest[row * layout.dim + col] = v;
@@ -341,22 +367,129 @@ fn read_fortran(layout: &Layout, data: &mut Data, dest: &mut [f32], labels: &mut
     Ok(())
 }
 
+/// Divides every row of `dest` by its norm (its squares summed in float64,
+/// in column order), in parallel; fails at the first row of zeros.
 fn normalize_rows(dest: &mut [f32], dim: usize, rows: &Rows) -> Result<()> {
-    for (row, values) in dest.chunks_exact_mut(dim).enumerate() {
-        let norm = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
-        if norm == 0.0 {
-            return Err(rows.error(row, "is all zeros and has no direction to normalise".into()));
+    use rayon::prelude::*;
+    let zero = dest
+        .par_chunks_mut(dim * NORMALISED)
+        .enumerate()
+        .filter_map(|(b, block)| normalize_block(block, dim).map(|r| b * NORMALISED + r))
+        .min();
+    match zero {
+        Some(row) => Err(rows.error(row, "is all zeros and has no direction to normalise".into())),
+        None => Ok(()),
+    }
+}
+
+/// Rows per parallel task of [`normalize_rows`].
+const NORMALISED: usize = 1024;
+/// Rows whose sums run side by side: one row's additions each wait on the
+/// last, several rows' chains overlap.
+const INTERLEAVED: usize = 8;
+
+/// [`normalize_rows`] on one block; returns its first row of zeros, if any.
+fn normalize_block(block: &mut [f32], dim: usize) -> Option<usize> {
+    for (g, group) in block.chunks_mut(dim * INTERLEAVED).enumerate() {
+        let mut sums = [0.0f64; INTERLEAVED];
+        if group.len() == dim * INTERLEAVED {
+            for k in 0..dim {
+                for (r, sum) in sums.iter_mut().enumerate() {
+                    let v = f64::from(group[r * dim + k]);
+                    *sum += v * v;
+                }
+            }
+        } else {
+            for (sum, values) in sums.iter_mut().zip(group.chunks_exact(dim)) {
+                *sum = values.iter().fold(0.0, |sum, &v| sum + f64::from(v) * f64::from(v));
+            }
         }
-        for v in values.iter_mut() {
-            *v = (f64::from(*v) / norm) as f32;
+        for (r, (values, sum)) in group.chunks_exact_mut(dim).zip(sums).enumerate() {
+            let norm = sum.sqrt();
+            if norm == 0.0 {
+                return Some(g * INTERLEAVED + r);
+            }
+            for v in values.iter_mut() {
+                *v = (f64::from(*v) / norm) as f32;
+            }
         }
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each row divided by the square root of its squares, summed in column order.
+    fn normalised_literally(values: &[f32], dim: usize) -> Vec<f32> {
+        values
+            .chunks_exact(dim)
+            .flat_map(|row| {
+                let norm = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+                row.iter().map(move |&v| (f64::from(v) / norm) as f32).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rows_are_normalised_as_one_at_a_time(
+            n in 1usize..2100, dim in 1usize..20, seed in 0u64..1000, zero_at in proptest::option::of(0usize..2100),
+            coarse: bool,
+        ) {
+            use rand::{RngExt, SeedableRng};
+            let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+            // Coarse values: repeated rows and exact ties among the sums;
+            // else any, whose sums round differently in another order.
+            let mut values: Vec<f32> = (0..n * dim)
+                .map(|_| if coarse { f32::from(rng.random_range(-4i8..5)) / 4.0 } else { rng.random_range(-3.0..3.0f32) })
+                .collect();
+            values.chunks_exact_mut(dim).filter(|r| r.iter().all(|&v| v == 0.0)).for_each(|r| r[0] = 1.0);
+            let zero = zero_at.filter(|&z| z < n);
+            if let Some(z) = zero {
+                values[z * dim..(z + 1) * dim].fill(0.0);
+                // Later rows of zeros too, in the same parallel block and
+                // the next: the first is the one reported.
+                for later in [z + 7, z + NORMALISED + 7].into_iter().filter(|&l| l < n) {
+                    values[later * dim..(later + 1) * dim].fill(0.0);
+                }
+            }
+            let rows = Rows { path: "pool.npy".into(), first_row: 0, skipped: 0, global: 0, sharded: false };
+            let mut got = values.clone();
+            match (normalize_rows(&mut got, dim, &rows), zero) {
+                (Ok(()), None) => {
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    proptest::prop_assert_eq!(bits(&got), bits(&normalised_literally(&values, dim)));
+                }
+                (Err(e), Some(z)) => proptest::prop_assert!(e.to_string().contains(&format!("row {z} ")), "{}", e),
+                (result, zero) => proptest::prop_assert!(false, "{:?} with a zero row at {:?}", result.err(), zero),
+            }
+        }
+    }
+
+    #[test]
+    fn decoded_rows_fail_at_the_first_feature_float32_cannot_hold() {
+        let layout = |dtype, cols, dim| Layout { dtype, big_endian: false, rows: 3, cols, dim };
+        let error = |r: usize, what: String| Error::input(Path::new("pool.npy"), format!("row {r} {what}"));
+        let f64s = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        // A finite float64 beyond float32's range, in row 1, column 1.
+        let bytes = f64s(&[0.5, 1.0, 2.0, 1e300, 3.0, 4.0]);
+        let mut out = vec![9.0];
+        let e = decode_rows(&layout(Dtype::F64, 2, 2), &bytes, &mut out, error).unwrap_err().to_string();
+        assert!(e.contains("row 1 has a non-finite value in column 1: inf (not finite in float32)"), "{e}");
+        // The label column may hold anything; a feature may not.
+        let bytes = f64s(&[0.5, f64::NAN, 2.0, f64::INFINITY, 3.0, 7.0]);
+        let mut out = vec![9.0];
+        assert!(decode_rows(&layout(Dtype::F64, 2, 1), &bytes, &mut out, error).is_ok());
+        assert_eq!(out.len(), 7);
+        assert_eq!([out[0], out[1], out[3], out[5], out[6]], [9.0, 0.5, 2.0, 3.0, 7.0]);
+        let e = decode_rows(&layout(Dtype::F64, 2, 2), &bytes, &mut vec![], error).unwrap_err().to_string();
+        assert!(e.contains("row 0 has a non-finite value in column 1: NaN"), "{e}");
+        let f32s: Vec<u8> = [1.0f32, -2.5, 0.25, f32::NEG_INFINITY].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let e = decode_rows(&layout(Dtype::F32, 2, 2), &f32s, &mut vec![], error).unwrap_err().to_string();
+        assert!(e.contains("row 1 has a non-finite value in column 1: -inf"), "{e}");
+    }
 
     #[test]
     fn every_half_converts_exactly() {
