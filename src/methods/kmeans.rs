@@ -15,7 +15,7 @@ use super::{Outcome, Round};
 use crate::chunks;
 use crate::error::Result;
 use crate::linalg::{Screen, dot, row};
-use crate::nearest::{Engine, Mode, group_by_point};
+use crate::nearest::{Assignment, Engine, Mode, group_by_point};
 
 /// Lloyd iterations at most (the loop also stops when no assignment changes).
 pub const MAX_ITERATIONS: usize = 100;
@@ -33,11 +33,11 @@ pub fn select(
     mut on_iteration: impl FnMut(usize, f64),
 ) -> Result<Outcome> {
     let start = Instant::now();
-    let seeds = plus_plus_seeds(features.view(), k, round, rng)?;
+    let Seeding { seeds, nearest } = plus_plus_seeds(features.view(), k, round, rng)?;
     let all: Vec<usize> = seeds.iter().chain(&round.labeled).copied().collect();
     let mut centres = features.select(Axis(0), &all);
     let mut engine = Engine::new(features, all.len(), Mode::Pruned)?;
-    let objective = lloyd(&mut engine, &mut centres, k, &mut on_iteration);
+    let objective = lloyd(&mut engine, &mut centres, k, nearest, &mut on_iteration);
     let optimize_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let (picks, work) = engine.map(centres.view(), k, round.taken.clone());
@@ -45,15 +45,18 @@ pub fn select(
 }
 
 /// Lloyd iterations from `centres` (the first `free` move, the rest are
-/// fixed) until no assignment changes (or [`MAX_ITERATIONS`]); returns the
-/// mean cosine distance of the samples to their centres at each iteration.
+/// fixed; `first` is every sample's nearest among them, as the seeding
+/// found it) until no assignment changes (or [`MAX_ITERATIONS`]); returns
+/// the mean cosine distance of the samples to their centres at each
+/// iteration.
 fn lloyd(
     engine: &mut Engine,
     centres: &mut Array2<f32>,
     free: usize,
+    first: Assignment,
     on_iteration: &mut impl FnMut(usize, f64),
 ) -> Vec<f64> {
-    lloyd_steps(engine, centres, free, MAX_ITERATIONS, on_iteration)
+    lloyd_steps(engine, centres, free, first, MAX_ITERATIONS, on_iteration)
 }
 
 /// [`lloyd`], for at most `steps` iterations.
@@ -61,14 +64,16 @@ fn lloyd_steps(
     engine: &mut Engine,
     centres: &mut Array2<f32>,
     free: usize,
+    first: Assignment,
     steps: usize,
     on_iteration: &mut impl FnMut(usize, f64),
 ) -> Vec<f64> {
     let mut previous: Option<Vec<usize>> = None;
     let mut sums = MemberSums::new(free, centres.ncols());
     let mut objective = Vec::new();
+    let mut first = Some(first);
     for i in 0..steps {
-        let assignment = engine.assign(centres.view());
+        let assignment = first.take().unwrap_or_else(|| engine.assign(centres.view()));
         let distance: Vec<f64> = assignment.similarity.iter().map(|s| 1.0 - s).collect();
         objective.push(chunks::mean(&distance));
         let converged = previous.as_ref() == Some(&assignment.point);
@@ -97,10 +102,10 @@ pub fn clusters_within(
     steps: usize,
     rng: &mut Xoshiro256PlusPlus,
 ) -> Result<Vec<usize>> {
-    let seeds = plus_plus_seeds(features.view(), k, &Round::first(features.nrows()), rng)?;
+    let Seeding { seeds, nearest } = plus_plus_seeds(features.view(), k, &Round::first(features.nrows()), rng)?;
     let mut centres = features.select(Axis(0), &seeds);
     let mut engine = Engine::new(features, k, Mode::Pruned)?;
-    lloyd_steps(&mut engine, &mut centres, k, steps, &mut |_, _| {});
+    lloyd_steps(&mut engine, &mut centres, k, nearest, steps, &mut |_, _| {});
     Ok(engine.assign(centres.view()).point)
 }
 
@@ -180,57 +185,116 @@ fn to_fixed(x: f32) -> i64 {
 /// does not mark taken, the first uniformly (when nothing is labeled), each
 /// next one with probability proportional to `1 − cos` to its nearest seed
 /// or labeled sample (the squared Euclidean distance between unit vectors,
-/// halved). Returns the new seeds in order.
+/// halved).
 pub fn plus_plus_seeds(
     features: ArrayView2<f32>,
     k: usize,
     round: &Round,
     rng: &mut Xoshiro256PlusPlus,
-) -> Result<Vec<usize>> {
+) -> Result<Seeding> {
     let start = round.labeled.len();
     let mut seeds = round.labeled.clone();
     if seeds.is_empty() {
         let eligible = round.eligible();
         seeds.push(eligible[rng.random_range(0..eligible.len())]);
     }
+    // The centres Lloyd starts from: the new seeds, then the labeled samples.
+    let centre = |t: usize| if t < start { k + t } else { t - start } as u32;
     // A taken sample weighs nothing in the draws.
     let mut distance: Vec<f64> = round.taken.iter().map(|&t| if t { 0.0 } else { f64::INFINITY }).collect();
+    let mut nearest = vec![Nearest::NONE; features.nrows()];
     let screen = Screen::new(features)?;
-    for newest in 1..seeds.len() {
-        nearer(features, &screen, seeds[newest - 1], &round.taken, &mut distance);
+    let mut pass = |t: usize, seeds: &[usize], distance: &mut Vec<f64>| {
+        let newest = Newest { id: seeds[t], centre: centre(t) };
+        nearer(features, &screen, newest, &round.taken, distance, &mut nearest)
+    };
+    for t in 0..seeds.len() - 1 {
+        pass(t, &seeds, &mut distance);
     }
     while seeds.len() < start + k {
-        let newest = *seeds.last().expect("a seed or a labeled sample");
-        let sums = nearer(features, &screen, newest, &round.taken, &mut distance);
+        let sums = pass(seeds.len() - 1, &seeds, &mut distance);
         seeds.push(draw(&distance, &sums, &seeds, &round.taken, rng));
     }
-    Ok(seeds.split_off(start))
+    pass(seeds.len() - 1, &seeds, &mut distance);
+    let nearest = Assignment {
+        point: nearest.iter().map(|n| n.centre as usize).collect(),
+        similarity: nearest.iter().map(|n| f64::from(n.similarity)).collect(),
+    };
+    Ok(Seeding { seeds: seeds.split_off(start), nearest })
 }
 
-/// Brings each eligible sample's distance to its nearest seed up to date
-/// with seed `newest`; returns the distances' sums per chunk. A sample is
-/// read in full only when `screen` says the seed may come nearer.
-fn nearer(features: ArrayView2<f32>, screen: &Screen, newest: usize, taken: &[bool], distance: &mut [f64]) -> Vec<f64> {
+/// What k-means++ seeding found.
+pub struct Seeding {
+    /// The new seeds, in order.
+    pub seeds: Vec<usize>,
+    /// Every sample's nearest centre (the new seeds, then the labeled
+    /// samples) under [`dot`], ties to the lower centre: the engine's
+    /// assignment to those centres.
+    pub nearest: Assignment,
+}
+
+/// A sample's nearest centre so far.
+#[derive(Clone, Copy)]
+struct Nearest {
+    similarity: f32,
+    centre: u32,
+}
+
+impl Nearest {
+    const NONE: Nearest = Nearest { similarity: f32::NEG_INFINITY, centre: u32::MAX };
+
+    /// Takes `centre` at `similarity` if it is nearer, or as near and lower.
+    fn offer(&mut self, similarity: f32, centre: u32) {
+        if similarity > self.similarity || (similarity == self.similarity && centre < self.centre) {
+            *self = Nearest { similarity, centre };
+        }
+    }
+}
+
+/// The seed a pass of [`nearer`] brings in: its sample and its centre.
+#[derive(Clone, Copy)]
+struct Newest {
+    id: usize,
+    centre: u32,
+}
+
+/// Brings each eligible sample's distance to its nearest seed, and every
+/// sample's nearest centre, up to date with the seed `newest`; returns the
+/// distances' sums per chunk. A sample is read in full only when `screen`
+/// says the seed may come nearer, or as near.
+fn nearer(
+    features: ArrayView2<f32>,
+    screen: &Screen,
+    newest: Newest,
+    taken: &[bool],
+    distance: &mut [f64],
+    nearest: &mut [Nearest],
+) -> Vec<f64> {
     // A seed is at distance 0 from itself, whatever rounding says.
-    distance[newest] = 0.0;
-    let last = row(features, newest);
+    distance[newest.id] = 0.0;
+    let last = row(features, newest.id);
     let query = screen.query(last);
     distance
         .par_chunks_mut(chunks::SWEEP)
+        .zip(nearest.par_chunks_mut(chunks::SWEEP))
         .enumerate()
-        .map(|(c, chunk)| {
+        .map(|(c, (chunk, nearest))| {
             let mut sum = 0.0;
-            for (j, d) in chunk.iter_mut().enumerate() {
+            for (j, (d, nearest)) in chunk.iter_mut().zip(nearest).enumerate() {
                 let i = c * chunks::SWEEP + j;
-                if taken[i] {
-                    continue;
-                }
+                let bound = screen.upper_bound(i, &query);
                 // Rounding is monotone: the exact distance is at least this.
-                if (1.0 - screen.upper_bound(i, &query)).max(0.0) < *d {
+                let may_come_nearer = !taken[i] && (1.0 - bound).max(0.0) < *d;
+                if may_come_nearer || bound >= f64::from(nearest.similarity) {
                     let sim = dot(row(features, i), last);
-                    *d = d.min((1.0 - f64::from(sim)).max(0.0));
+                    nearest.offer(sim, newest.centre);
+                    if !taken[i] {
+                        *d = d.min((1.0 - f64::from(sim)).max(0.0));
+                    }
                 }
-                sum += *d;
+                if !taken[i] {
+                    sum += *d;
+                }
             }
             sum
         })
@@ -319,12 +383,13 @@ mod tests {
             // On a grid: duplicate samples and exact ties between centres.
             let f = crate::testing::clustered(n, d, 8, 0.3, grid, seed);
             let round = Round::first(n);
-            let seeds = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
+            let Seeding { seeds, nearest } =
+                plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
             let mut centres = f.select(Axis(0), &seeds);
             let mut pool = f.clone();
             let mut engine = Engine::new(&mut pool, k, Mode::Pruned).unwrap();
             let mut calls = Vec::new();
-            let objective = lloyd(&mut engine, &mut centres, k, &mut |i, o| calls.push((i, o)));
+            let objective = lloyd(&mut engine, &mut centres, k, nearest, &mut |i, o| calls.push((i, o)));
             assert_eq!(centres, slow_lloyd(&f, f.select(Axis(0), &seeds), k));
             assert!(objective.windows(2).all(|w| w[1] <= w[0] + 1e-9), "{objective:?}");
             // One progress call per iteration; the converged one reports the last step.
@@ -346,14 +411,15 @@ mod tests {
                 taken[i] = true;
             }
             let round = Round { labeled: labeled.clone(), taken: taken.clone() };
-            let seeds = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
+            let Seeding { seeds, nearest } =
+                plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
             assert_eq!(seeds.len(), k);
             assert!(seeds.iter().all(|&s| !taken[s]), "{seeds:?}");
             let all: Vec<usize> = seeds.iter().chain(&labeled).copied().collect();
             let mut centres = f.select(Axis(0), &all);
             let mut pool = f.clone();
             let mut engine = Engine::new(&mut pool, all.len(), Mode::Pruned).unwrap();
-            lloyd(&mut engine, &mut centres, k, &mut |_, _| {});
+            lloyd(&mut engine, &mut centres, k, nearest, &mut |_, _| {});
             assert_eq!(centres, slow_lloyd(&f, f.select(Axis(0), &all), k));
             assert_eq!(centres.slice(ndarray::s![k.., ..]), f.select(Axis(0), &labeled));
             // The whole method: free centres map to samples not taken.
@@ -392,17 +458,31 @@ mod tests {
     #[test]
     fn seeds_match_the_literal_algorithm_with_ties_and_labels() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
-        for (n, d, k, grid, labeled) in [(5000, 16, 12, None, 0), (700, 3, 40, Some(1), 3), (9000, 6, 8, Some(2), 0)] {
+        let cases = [
+            (5000, 16, 12, None, 0, 0),
+            (700, 3, 40, Some(1), 3, 0),
+            (9000, 6, 8, Some(2), 0, 7),
+            (800, 2, 9, Some(1), 4, 3),
+        ];
+        for (n, d, k, grid, labeled, excluded_every) in cases {
             let f = unit_rows(n, d, &mut rng, grid);
             let mut round = Round::first(n);
             for i in (0..n).filter(|i| i % 13 == 4).take(labeled) {
                 round.labeled.push(i);
                 round.taken[i] = true;
             }
+            for i in (0..n).filter(|i| excluded_every > 0 && i % excluded_every == 1) {
+                round.taken[i] = true;
+            }
             for seed in 0..3 {
                 let fast = plus_plus_seeds(f.view(), k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
                 let slow = slow_seeds(&f, k, &round, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
-                assert_eq!(fast, slow, "n {n}, d {d}, seed {seed}");
+                assert_eq!(fast.seeds, slow, "n {n}, d {d}, seed {seed}");
+                // Every sample's nearest centre, taken ones too, as the engine's oracle finds it.
+                let all: Vec<usize> = slow.iter().chain(&round.labeled).copied().collect();
+                let oracle =
+                    crate::nearest::dense(f.view(), &crate::nearest::Batch::All(n), f.select(Axis(0), &all).view());
+                assert_eq!(fast.nearest, oracle, "n {n}, d {d}, seed {seed}");
             }
         }
     }
@@ -411,8 +491,8 @@ mod tests {
     fn seeds_are_distinct_spread_and_seeded() {
         let f = blobs(2000, 8, 10, 4);
         let round = Round::first(2000);
-        let a = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7)).unwrap();
-        let b = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7)).unwrap();
+        let a = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7)).unwrap().seeds;
+        let b = plus_plus_seeds(f.view(), 10, &round, &mut Xoshiro256PlusPlus::seed_from_u64(7)).unwrap().seeds;
         assert_eq!(a, b);
         let mut clusters: Vec<usize> = a.iter().map(|i| i % 10).collect();
         clusters.sort_unstable();
@@ -421,7 +501,7 @@ mod tests {
         // All samples identical: weights vanish, seeds are still distinct.
         let same = Array2::from_elem((5, 3), 3f32.sqrt().recip());
         let mut seeds =
-            plus_plus_seeds(same.view(), 5, &Round::first(5), &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
+            plus_plus_seeds(same.view(), 5, &Round::first(5), &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap().seeds;
         seeds.sort_unstable();
         assert_eq!(seeds, vec![0, 1, 2, 3, 4]);
     }
