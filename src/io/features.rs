@@ -283,8 +283,9 @@ fn decode_rows(
 fn first_not_finite(values: &[f32], cols: usize, dim: usize) -> Option<(usize, usize)> {
     values.chunks_exact(cols).enumerate().find_map(|(r, row)| {
         // A row at a time, without a branch per value, so it vectorises.
-        let all_finite = row[..dim].iter().fold(true, |ok, v| ok & v.is_finite());
-        (!all_finite).then(|| (r, row.iter().position(|v| !v.is_finite()).expect("one is not finite")))
+        let features = &row[..dim];
+        let all_finite = features.iter().fold(true, |ok, v| ok & v.is_finite());
+        (!all_finite).then(|| (r, features.iter().position(|v| !v.is_finite()).expect("one is not finite")))
     })
 }
 
