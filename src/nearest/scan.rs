@@ -429,8 +429,8 @@ fn ranked(scored: &mut Vec<u64>, best: usize, width: usize) -> ([u32; CANDIDATES
 
 /// A scored point as one integer that sorts it by exact bound (larger
 /// first), then by index: `j + 1`, so that 0 is free for the winner (see
-/// [`ranked`]). Sorting these integers is what ranking costs; comparing
-/// (bound, point) pairs took a quarter of a refinement.
+/// [`ranked`]). Integers sort with plain comparisons, where (bound, point)
+/// pairs in total order need a branchy comparison for every swap (README).
 fn rank_key(bound: f32, j: usize) -> u64 {
     score_key(bound, index_part(j))
 }
