@@ -62,48 +62,13 @@ fn feature_inputs(features: &[std::path::PathBuf]) -> Vec<(&'static str, &Path)>
 fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
     let start = Instant::now();
     check_spread(comm, &settings.pool.features, Some(&settings.method))?;
-    let init_path = match &settings.method {
-        MethodSettings::ActiveFt(ActiveFtSettings { init: InitChoice::Indices(path), .. })
-        | MethodSettings::BiLaf { stage_one: ActiveFtSettings { init: InitChoice::Indices(path), .. }, .. } => {
-            Some(path.as_path())
-        }
-        _ => None,
-    };
-    let mut inputs = feature_inputs(&settings.pool.features);
-    inputs.extend(init_path.map(|p| ("--init-indices", p)));
-    inputs.extend(settings.labeled.as_deref().map(|p| ("--labeled", p)));
-    inputs.extend(settings.exclude.as_deref().map(|p| ("--exclude", p)));
-    inputs.extend(settings.names.as_deref().map(|p| ("--names", p)));
-    let outputs: Vec<_> = [("--output", &settings.output), ("--report", &settings.report)]
-        .into_iter()
-        .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
-        .collect();
-    check_distinct(&outputs, &inputs)?;
-    // Only rank 0 writes; every rank reads the lists. Cheap to read, so
-    // their errors come before the pool loads.
-    let ready = (|| {
-        let sink = comm.is_root().then(|| Output::create(settings.output.as_deref())).transpose()?;
-        let report_file =
-            settings.report.as_deref().filter(|_| comm.is_root()).map(|p| Output::create(Some(p))).transpose()?;
-        let names = settings.names.as_deref().map(Names::read).transpose()?;
-        let list = |path: Option<&Path>| path.map(|p| IdList::read(p, names.is_some())).transpose();
-        let lists = (list(settings.labeled.as_deref())?, list(settings.exclude.as_deref())?, list(init_path)?);
-        Ok((sink, report_file, names, lists))
-    })();
-    let (sink, report_file, names, (labeled, excluded, init)) = comm.agree(ready)?;
+    let init_path = init_path(&settings.method);
+    check_select_paths(settings, init_path)?;
+    let early = comm.agree(open_early(settings, init_path, comm))?;
     let pool = thread_pool(settings.threads)?;
     pool.install(|| {
         let loading = progress::spinner("loading", settings.quiet || !comm.is_root());
-        let ready = (|| {
-            let share = load_share(&settings.pool.features, settings.pool.label_column, comm.rank(), comm.size())?;
-            let n = share.n;
-            if let Some(names) = &names {
-                names.check_count(n)?;
-            }
-            let round = round(n, labeled.as_ref(), excluded.as_ref(), names.as_ref())?;
-            let budget = settings.budget.resolve(n)?;
-            Ok((share, round, budget))
-        })();
+        let ready = load_round(settings, comm, &early);
         loading.finish_and_clear();
         let (share, round, budget) = comm.agree(ready)?;
         let provenance = provenance(comm, share.pool.provenance);
@@ -113,59 +78,20 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
         let n = share.n;
         let left = round.eligible().len();
         if budget > left {
-            return Err(Error::usage(
-                "--budget",
-                format!(
-                    "{budget} is more than the {left} samples left to choose from ({} labeled or excluded)",
-                    n - left
-                ),
-            ));
+            let taken = n - left;
+            let msg =
+                format!("{budget} is more than the {left} samples left to choose from ({taken} labeled or excluded)");
+            return Err(Error::usage("--budget", msg));
         }
-        let init_ids = init.as_ref().map(|list| checked_init(list, n, names.as_ref(), &round)).transpose()?;
-        let method = match &settings.method {
-            MethodSettings::ActiveFt(a) => Method::ActiveFt(a.params(budget, settings.seed, n, init_ids)?),
-            MethodSettings::BiLaf { stage_one, core } => {
-                Method::BiLaf(stage_one.params(core_count(*core, budget, n)?, settings.seed, n, init_ids)?)
-            }
-            MethodSettings::Random => Method::Random,
-            MethodSettings::Fds => Method::Fds,
-            MethodSettings::KMeans => Method::KMeans,
-            MethodSettings::FacLoc { partitions } => Method::FacLoc(at_most_n("--partitions", *partitions, n)?),
-            MethodSettings::TypiClust { clusters } => {
-                let clusters = clusters.unwrap_or(methods::typiclust::default_clusters(round.labeled.len(), budget));
-                Method::TypiClust(at_most_n("--clusters", Some(clusters), n)?.unwrap_or(clusters))
-            }
-            MethodSettings::ProbCover { delta, purity_classes } => {
-                Method::ProbCover { delta: *delta, purity_classes: at_most_n("--purity-classes", *purity_classes, n)? }
-            }
-        };
-        // The bar's steps, and what runs before the first step and after the
-        // last, so the bar names the long phases around its steps.
-        let (steps, before, after) = match &method {
-            Method::ActiveFt(params) | Method::BiLaf(params) => {
-                let before = if params.init == Init::Fps { "fps init" } else { "first scan" };
-                let after = if matches!(method, Method::BiLaf(_)) { "boundaries" } else { "mapping" };
-                (params.iterations, before, after)
-            }
-            Method::KMeans => (methods::kmeans::MAX_ITERATIONS, "seeding", "mapping"),
-            Method::FacLoc(None) => (budget, "first pick", "optimizing"),
-            Method::FacLoc(Some(_)) => (budget, "partitioning", "optimizing"),
-            _ => (0, "optimizing", "optimizing"),
-        };
-        let bar = progress::bar(steps as u64, before, settings.quiet || !comm.is_root());
-        let outcome = methods::run_part(&method, &mut features, budget, settings.seed, &round, &part, |i, loss| {
-            bar.set_prefix(if i + 1 == steps { after } else { "optimizing" });
-            bar.set_message(format!("loss {loss:.6}"));
-            bar.set_position(i as u64 + 1);
-        })?;
-        bar.finish_and_clear();
-        if outcome.losses.iter().any(|l| !l.is_finite()) {
-            return Err(Error::Internal("the loss became non-finite; try a smaller --lr".into()));
-        }
-        let Some(sink) = sink else {
+        let names = early.names.as_ref();
+        let init_ids = early.init.as_ref().map(|list| checked_init(list, n, names, &round)).transpose()?;
+        let method = method(settings, budget, n, &round, init_ids)?;
+        let quiet = settings.quiet || !comm.is_root();
+        let outcome = run_with_bar(&method, &mut features, budget, settings.seed, &round, &part, quiet)?;
+        let Some(sink) = early.sink else {
             return Ok(());
         };
-        if let Some(file) = report_file {
+        if let Some(file) = early.report {
             let report = Report {
                 selected: outcome.selected.clone(),
                 picks: outcome.picks,
@@ -176,7 +102,7 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
                 budget,
                 labeled: round.labeled.len(),
                 excluded: n - left - round.labeled.len(),
-                names: names.as_ref().map(|names| display(names.path())),
+                names: names.map(|names| display(names.path())),
                 seed: settings.seed,
                 method: method.name(),
                 features: provenance,
@@ -195,20 +121,152 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
             bytes.push(b'\n');
             file.commit(&bytes)?;
         }
-        sink.commit(&selection_bytes(&outcome.selected, names.as_ref(), settings.format))?;
-        let to = settings.output.as_deref().map_or_else(|| "stdout".to_string(), display);
-        let report = settings.report.as_deref().map(|p| format!(", report in {}", display(p))).unwrap_or_default();
-        progress::summary(
-            settings.quiet,
-            &format!(
-                "activeft: selected {} of {n} samples with {} in {:.1} s; ids to {to}{report}",
-                outcome.selected.len(),
-                method.name(),
-                start.elapsed().as_secs_f64()
-            ),
+        sink.commit(&selection_bytes(&outcome.selected, names, settings.format))?;
+        let summary = format!(
+            "activeft: selected {} of {n} samples with {} in {:.1} s; ids to {}",
+            outcome.selected.len(),
+            method.name(),
+            start.elapsed().as_secs_f64(),
+            destinations(settings),
         );
+        progress::summary(settings.quiet, &summary);
         Ok(())
     })
+}
+
+/// The `--init-indices` file, for the methods that take one.
+fn init_path(method: &MethodSettings) -> Option<&Path> {
+    match method {
+        MethodSettings::ActiveFt(ActiveFtSettings { init: InitChoice::Indices(path), .. })
+        | MethodSettings::BiLaf { stage_one: ActiveFtSettings { init: InitChoice::Indices(path), .. }, .. } => {
+            Some(path.as_path())
+        }
+        _ => None,
+    }
+}
+
+/// Refuses an output that is also an input, or the other output.
+fn check_select_paths(settings: &SelectSettings, init_path: Option<&Path>) -> Result<()> {
+    let mut inputs = feature_inputs(&settings.pool.features);
+    inputs.extend(init_path.map(|p| ("--init-indices", p)));
+    inputs.extend(settings.labeled.as_deref().map(|p| ("--labeled", p)));
+    inputs.extend(settings.exclude.as_deref().map(|p| ("--exclude", p)));
+    inputs.extend(settings.names.as_deref().map(|p| ("--names", p)));
+    let outputs: Vec<_> = [("--output", &settings.output), ("--report", &settings.report)]
+        .into_iter()
+        .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+        .collect();
+    check_distinct(&outputs, &inputs)
+}
+
+/// What `select` opens before the pool: the outputs, reserved (by rank 0,
+/// the only one that writes), and the id lists (read by every rank).
+struct Early {
+    sink: Option<Output>,
+    report: Option<Output>,
+    names: Option<Names>,
+    labeled: Option<IdList>,
+    excluded: Option<IdList>,
+    init: Option<IdList>,
+}
+
+/// Opens [`Early`]: cheap to read, so their errors come before the pool loads.
+fn open_early(settings: &SelectSettings, init_path: Option<&Path>, comm: &Comm) -> Result<Early> {
+    let sink = comm.is_root().then(|| Output::create(settings.output.as_deref())).transpose()?;
+    let report = settings.report.as_deref().filter(|_| comm.is_root()).map(|p| Output::create(Some(p))).transpose()?;
+    let names = settings.names.as_deref().map(Names::read).transpose()?;
+    let list = |path: Option<&Path>| path.map(|p| IdList::read(p, names.is_some())).transpose();
+    let (labeled, excluded, init) =
+        (list(settings.labeled.as_deref())?, list(settings.exclude.as_deref())?, list(init_path)?);
+    Ok(Early { sink, report, names, labeled, excluded, init })
+}
+
+/// This rank's share of the pool, the round it is in, and the budget.
+fn load_round(settings: &SelectSettings, comm: &Comm, early: &Early) -> Result<(features::Share, Round, usize)> {
+    let share = load_share(&settings.pool.features, settings.pool.label_column, comm.rank(), comm.size())?;
+    let n = share.n;
+    if let Some(names) = &early.names {
+        names.check_count(n)?;
+    }
+    let round = round(n, early.labeled.as_ref(), early.excluded.as_ref(), early.names.as_ref())?;
+    let budget = settings.budget.resolve(n)?;
+    Ok((share, round, budget))
+}
+
+/// The method the settings name, with its parameters checked against a
+/// pool of `n` samples.
+fn method(
+    settings: &SelectSettings,
+    budget: usize,
+    n: usize,
+    round: &Round,
+    init_ids: Option<Vec<usize>>,
+) -> Result<Method> {
+    Ok(match &settings.method {
+        MethodSettings::ActiveFt(a) => Method::ActiveFt(a.params(budget, settings.seed, n, init_ids)?),
+        MethodSettings::BiLaf { stage_one, core } => {
+            Method::BiLaf(stage_one.params(core_count(*core, budget, n)?, settings.seed, n, init_ids)?)
+        }
+        MethodSettings::Random => Method::Random,
+        MethodSettings::Fds => Method::Fds,
+        MethodSettings::KMeans => Method::KMeans,
+        MethodSettings::FacLoc { partitions } => Method::FacLoc(at_most_n("--partitions", *partitions, n)?),
+        MethodSettings::TypiClust { clusters } => {
+            let clusters = clusters.unwrap_or(methods::typiclust::default_clusters(round.labeled.len(), budget));
+            Method::TypiClust(at_most_n("--clusters", Some(clusters), n)?.unwrap_or(clusters))
+        }
+        MethodSettings::ProbCover { delta, purity_classes } => {
+            Method::ProbCover { delta: *delta, purity_classes: at_most_n("--purity-classes", *purity_classes, n)? }
+        }
+    })
+}
+
+/// Runs `method` with a progress bar over its steps; a loss that is no
+/// longer finite is an error, not a selection.
+fn run_with_bar(
+    method: &Method,
+    features: &mut ndarray::Array2<f32>,
+    budget: usize,
+    seed: u64,
+    round: &Round,
+    part: &Part,
+    quiet: bool,
+) -> Result<methods::Outcome> {
+    let (steps, before, after) = phases(method, budget);
+    let bar = progress::bar(steps as u64, before, quiet);
+    let outcome = methods::run_part(method, features, budget, seed, round, part, |i, loss| {
+        bar.set_prefix(if i + 1 == steps { after } else { "optimizing" });
+        bar.set_message(format!("loss {loss:.6}"));
+        bar.set_position(i as u64 + 1);
+    })?;
+    bar.finish_and_clear();
+    if outcome.losses.iter().any(|l| !l.is_finite()) {
+        return Err(Error::Internal("the loss became non-finite; try a smaller --lr".into()));
+    }
+    Ok(outcome)
+}
+
+/// The progress bar's steps, and the phases that run before the first step
+/// and after the last, so the bar names the long phases around its steps.
+fn phases(method: &Method, budget: usize) -> (usize, &'static str, &'static str) {
+    match method {
+        Method::ActiveFt(params) | Method::BiLaf(params) => {
+            let before = if params.init == Init::Fps { "fps init" } else { "first scan" };
+            let after = if matches!(method, Method::BiLaf(_)) { "boundaries" } else { "mapping" };
+            (params.iterations, before, after)
+        }
+        Method::KMeans => (methods::kmeans::MAX_ITERATIONS, "seeding", "mapping"),
+        Method::FacLoc(None) => (budget, "first pick", "optimizing"),
+        Method::FacLoc(Some(_)) => (budget, "partitioning", "optimizing"),
+        _ => (0, "optimizing", "optimizing"),
+    }
+}
+
+/// Where the ids went, and the report if there is one, for the summary line.
+fn destinations(settings: &SelectSettings) -> String {
+    let to = settings.output.as_deref().map_or_else(|| "stdout".to_string(), display);
+    let report = settings.report.as_deref().map(|p| format!(", report in {}", display(p))).unwrap_or_default();
+    format!("{to}{report}")
 }
 
 /// Each input's provenance as rank 0 reports it: a file one rank read
