@@ -405,13 +405,7 @@ fn evaluate(settings: &EvalSettings, comm: &Comm) -> Result<()> {
     if comm.size() > 1 && settings.plot.is_some() {
         return Err(Error::usage("--plot", "needs the whole pool in one process; run eval --plot without mpirun"));
     }
-    let mut inputs = feature_inputs(&settings.pool.features);
-    inputs.extend(settings.selections.iter().map(|p| ("--selection", p.as_path())));
-    inputs.extend(settings.labeled.as_deref().map(|p| ("--labeled", p)));
-    inputs.extend(settings.names.as_deref().map(|p| ("--names", p)));
-    inputs.extend(settings.labels.as_deref().map(|p| ("--labels", p)));
-    let plot: Vec<_> = settings.plot.as_deref().map(|p| ("--plot", p)).into_iter().collect();
-    check_distinct(&plot, &inputs)?;
+    check_eval_paths(settings)?;
     let has_labels = settings.labels.is_some() || settings.pool.label_column;
     check_limits(&settings.limits, has_labels)?;
     let ready = (|| {
@@ -428,21 +422,7 @@ fn evaluate(settings: &EvalSettings, comm: &Comm) -> Result<()> {
     let (plot_file, names, lists) = comm.agree(ready)?;
     let pool = thread_pool(settings.threads)?;
     pool.install(|| {
-        let ready = (|| {
-            let share = load_share(&settings.pool.features, settings.pool.label_column, comm.rank(), comm.size())?;
-            let n = share.n;
-            if let Some(names) = &names {
-                names.check_count(n)?;
-            }
-            let selected = union(&lists, n, names.as_ref())?;
-            let labels = match (&settings.labels, &share.pool.label_column) {
-                (Some(path), _) => Some(checked_labels(path, load_labels(path)?, n)?),
-                (None, Some(column)) => Some(integer_column(&share.pool, column)?),
-                (None, None) => None,
-            };
-            Ok((share, selected, labels))
-        })();
-        let (share, selected, labels) = comm.agree(ready)?;
+        let (share, selected, labels) = comm.agree(load_evaluated(settings, comm, names.as_ref(), &lists))?;
         let part = Part { comm, first: share.first, rows: share.pool.features.nrows(), n: share.n };
         // A label column arrives in pieces, one per rank.
         let labels = match (&settings.labels, labels) {
@@ -471,6 +451,39 @@ fn evaluate(settings: &EvalSettings, comm: &Comm) -> Result<()> {
         Output::create(None)?.commit(text.as_bytes())?;
         outside_limits(&metrics, &settings.limits)
     })
+}
+
+/// Refuses a plot that would overwrite an input.
+fn check_eval_paths(settings: &EvalSettings) -> Result<()> {
+    let mut inputs = feature_inputs(&settings.pool.features);
+    inputs.extend(settings.selections.iter().map(|p| ("--selection", p.as_path())));
+    inputs.extend(settings.labeled.as_deref().map(|p| ("--labeled", p)));
+    inputs.extend(settings.names.as_deref().map(|p| ("--names", p)));
+    inputs.extend(settings.labels.as_deref().map(|p| ("--labels", p)));
+    let plot: Vec<_> = settings.plot.as_deref().map(|p| ("--plot", p)).into_iter().collect();
+    check_distinct(&plot, &inputs)
+}
+
+/// This rank's share of the pool, the selected samples and the labels
+/// (this rank's piece of a label column).
+fn load_evaluated(
+    settings: &EvalSettings,
+    comm: &Comm,
+    names: Option<&Names>,
+    lists: &[IdList],
+) -> Result<(features::Share, Vec<usize>, Option<Vec<i64>>)> {
+    let share = load_share(&settings.pool.features, settings.pool.label_column, comm.rank(), comm.size())?;
+    let n = share.n;
+    if let Some(names) = names {
+        names.check_count(n)?;
+    }
+    let selected = union(lists, n, names)?;
+    let labels = match (&settings.labels, &share.pool.label_column) {
+        (Some(path), _) => Some(checked_labels(path, load_labels(path)?, n)?),
+        (None, Some(column)) => Some(integer_column(&share.pool, column)?),
+        (None, None) => None,
+    };
+    Ok((share, selected, labels))
 }
 
 /// The union of the lists (selections, then what was labeled), ascending;
