@@ -281,71 +281,8 @@ const ACTIVEFT_FLAGS: [(&str, &str); 8] = [
 /// The settings of `select`; a method's own flag given to another method is
 /// refused, since it would silently do nothing.
 fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSettings> {
-    if args.method != MethodArg::Facloc && given.value_source("partitions") == Some(ValueSource::CommandLine) {
-        return Err(Error::usage("--partitions", "is a setting of --method facloc"));
-    }
-    if args.method != MethodArg::Bilaf && given.value_source("core") == Some(ValueSource::CommandLine) {
-        return Err(Error::usage("--core", "is a setting of --method bilaf"));
-    }
-    if args.method != MethodArg::Typiclust && given.value_source("clusters") == Some(ValueSource::CommandLine) {
-        return Err(Error::usage("--clusters", "is a setting of --method typiclust"));
-    }
-    for (id, flag) in [("delta", "--delta"), ("purity_classes", "--purity-classes")] {
-        if args.method != MethodArg::Probcover && given.value_source(id) == Some(ValueSource::CommandLine) {
-            return Err(Error::usage(flag, "is a setting of --method probcover"));
-        }
-    }
-    let stage_one = |args: &SelectArgs| ActiveFtSettings {
-        iterations: args.iterations,
-        lr: args.lr,
-        temperature: args.temperature,
-        balance: args.balance,
-        scheduler: match args.scheduler {
-            SchedulerArg::None => Scheduler::Constant,
-            SchedulerArg::Cosine => Scheduler::Cosine,
-        },
-        init: match (&args.init_indices, args.init) {
-            (Some(path), _) => InitChoice::Indices(path.clone()),
-            (None, InitArg::Random) => InitChoice::Random,
-            (None, InitArg::Fps) => InitChoice::Fps,
-        },
-        batch_size: args.batch_size,
-    };
-    let method = match args.method {
-        MethodArg::Activeft => MethodSettings::ActiveFt(stage_one(&args)),
-        MethodArg::Bilaf => MethodSettings::BiLaf { stage_one: stage_one(&args), core: args.core },
-        other => {
-            let name = other.to_possible_value().expect("no method is skipped").get_name().to_string();
-            if let Some((_, flag)) =
-                ACTIVEFT_FLAGS.iter().find(|(id, _)| given.value_source(id) == Some(ValueSource::CommandLine))
-            {
-                return Err(Error::usage(
-                    flag,
-                    format!("is a setting of --method activeft (and bilaf); --method {name} does not use it"),
-                ));
-            }
-            match other {
-                MethodArg::Random => MethodSettings::Random,
-                MethodArg::Fds => MethodSettings::Fds,
-                MethodArg::Kmeans => MethodSettings::KMeans,
-                MethodArg::Facloc => MethodSettings::FacLoc { partitions: args.partitions.map(|p| p as usize) },
-                MethodArg::Typiclust => MethodSettings::TypiClust { clusters: args.clusters.map(|c| c as usize) },
-                MethodArg::Probcover => {
-                    if args.delta.is_none() && args.purity_classes.is_none() {
-                        return Err(Error::usage("--method", "probcover needs --delta D or --purity-classes C"));
-                    }
-                    if let Some(d) = args.delta.filter(|d| !(d.is_finite() && *d > 0.0)) {
-                        return Err(Error::usage("--delta", format!("must be a positive number, got {d}")));
-                    }
-                    MethodSettings::ProbCover {
-                        delta: args.delta,
-                        purity_classes: args.purity_classes.map(|c| c as usize),
-                    }
-                }
-                MethodArg::Activeft | MethodArg::Bilaf => unreachable!("handled above"),
-            }
-        }
-    };
+    refuse_other_methods_settings(args.method, given)?;
+    let method = method_settings(&args)?;
     Ok(SelectSettings {
         pool: config::Pool { features: args.features, label_column: args.label_column.is_some() },
         method,
@@ -362,6 +299,77 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
             FormatArg::Json => config::Format::Json,
             FormatArg::Lines => config::Format::Lines,
         },
+    })
+}
+
+/// A setting of one method given on the command line with another is an
+/// error, not silently ignored.
+fn refuse_other_methods_settings(method: MethodArg, given: &ArgMatches) -> Result<()> {
+    let on_command_line = |id: &str| given.value_source(id) == Some(ValueSource::CommandLine);
+    let owned = [
+        ("partitions", "--partitions", MethodArg::Facloc, "facloc"),
+        ("core", "--core", MethodArg::Bilaf, "bilaf"),
+        ("clusters", "--clusters", MethodArg::Typiclust, "typiclust"),
+        ("delta", "--delta", MethodArg::Probcover, "probcover"),
+        ("purity_classes", "--purity-classes", MethodArg::Probcover, "probcover"),
+    ];
+    for (id, flag, owner, name) in owned {
+        if method != owner && on_command_line(id) {
+            return Err(Error::usage(flag, format!("is a setting of --method {name}")));
+        }
+    }
+    if matches!(method, MethodArg::Activeft | MethodArg::Bilaf) {
+        return Ok(());
+    }
+    let name = method.to_possible_value().expect("no method is skipped").get_name().to_string();
+    match ACTIVEFT_FLAGS.iter().find(|(id, _)| on_command_line(id)) {
+        Some((_, flag)) => Err(Error::usage(
+            flag,
+            format!("is a setting of --method activeft (and bilaf); --method {name} does not use it"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// ActiveFT's settings, also BiLAF's first stage.
+fn stage_one(args: &SelectArgs) -> ActiveFtSettings {
+    ActiveFtSettings {
+        iterations: args.iterations,
+        lr: args.lr,
+        temperature: args.temperature,
+        balance: args.balance,
+        scheduler: match args.scheduler {
+            SchedulerArg::None => Scheduler::Constant,
+            SchedulerArg::Cosine => Scheduler::Cosine,
+        },
+        init: match (&args.init_indices, args.init) {
+            (Some(path), _) => InitChoice::Indices(path.clone()),
+            (None, InitArg::Random) => InitChoice::Random,
+            (None, InitArg::Fps) => InitChoice::Fps,
+        },
+        batch_size: args.batch_size,
+    }
+}
+
+/// The method and the settings it takes.
+fn method_settings(args: &SelectArgs) -> Result<MethodSettings> {
+    Ok(match args.method {
+        MethodArg::Activeft => MethodSettings::ActiveFt(stage_one(args)),
+        MethodArg::Bilaf => MethodSettings::BiLaf { stage_one: stage_one(args), core: args.core },
+        MethodArg::Random => MethodSettings::Random,
+        MethodArg::Fds => MethodSettings::Fds,
+        MethodArg::Kmeans => MethodSettings::KMeans,
+        MethodArg::Facloc => MethodSettings::FacLoc { partitions: args.partitions.map(|p| p as usize) },
+        MethodArg::Typiclust => MethodSettings::TypiClust { clusters: args.clusters.map(|c| c as usize) },
+        MethodArg::Probcover => {
+            if args.delta.is_none() && args.purity_classes.is_none() {
+                return Err(Error::usage("--method", "probcover needs --delta D or --purity-classes C"));
+            }
+            if let Some(d) = args.delta.filter(|d| !(d.is_finite() && *d > 0.0)) {
+                return Err(Error::usage("--delta", format!("must be a positive number, got {d}")));
+            }
+            MethodSettings::ProbCover { delta: args.delta, purity_classes: args.purity_classes.map(|c| c as usize) }
+        }
     })
 }
 
