@@ -193,11 +193,25 @@ fn a_killed_rank_ends_the_run_and_nothing_is_written() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let ranks =
-        String::from_utf8(Command::new("pgrep").args(["-f", "killed-run-out.json"]).output().unwrap().stdout).unwrap();
-    let pids: Vec<u32> = ranks.lines().filter_map(|l| l.trim().parse().ok()).filter(|&p| p != child.id()).collect();
-    assert!(pids.len() >= 2, "two ranks running: {pids:?}");
+    // However long mpirun takes to start the ranks on a loaded machine, wait
+    // for both (and a little longer, so they are past start-up), then kill one.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pids = loop {
+        let ranks = Command::new("pgrep").args(["-f", "killed-run-out.json"]).output().unwrap().stdout;
+        let pids: Vec<u32> = String::from_utf8(ranks)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .filter(|&p| p != child.id())
+            .collect();
+        if pids.len() >= 2 {
+            break pids;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before both ranks started");
+        assert!(Instant::now() < deadline, "two ranks running after a minute: {pids:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(500));
     Command::new("kill").args(["-9", &pids[pids.len() - 1].to_string()]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
