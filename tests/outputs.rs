@@ -48,9 +48,14 @@ fn fifo_reader(fifo: &Path) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || std::fs::read(fifo).unwrap())
 }
 
-/// The reader's bytes; fails (instead of hanging) if no writer ever closed it.
+/// The reader's bytes; fails (instead of hanging) if no writer ever closed
+/// it. Called once the writer has exited, so the reader only needs time to
+/// be scheduled: it gets ten seconds, however loaded the machine.
 fn read_back(fifo: &Path, reader: std::thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
-    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    while !reader.is_finished() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     if !reader.is_finished() {
         // Release the reader if the FIFO is still there, then fail: it
         // would have waited forever.
