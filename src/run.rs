@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use crate::budget::Budget;
 use crate::comm::{Comm, Part};
-use crate::config::{ActiveFtSettings, EvalSettings, InitChoice, Limit, MethodSettings, SelectSettings, Settings};
+use crate::config::{
+    self, ActiveFtSettings, EvalSettings, InitChoice, Limit, MethodSettings, SelectSettings, Settings,
+};
 use crate::error::{Error, Result};
 use crate::eval::{self, Metrics};
 use crate::io::features::{self, load_share};
@@ -66,8 +68,10 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
     check_select_paths(settings, init_path)?;
     let early = comm.agree(open_early(settings, init_path, comm))?;
     let pool = thread_pool(settings.threads)?;
+    // Only rank 0 shows progress.
+    let quiet = settings.quiet || !comm.is_root();
     pool.install(|| {
-        let loading = progress::spinner("loading", settings.quiet || !comm.is_root());
+        let loading = progress::spinner("loading", quiet);
         let ready = load_round(settings, comm, &early);
         loading.finish_and_clear();
         let (share, round, budget) = comm.agree(ready)?;
@@ -86,7 +90,6 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
         let names = early.names.as_ref();
         let init_ids = early.init.as_ref().map(|list| checked_init(list, n, names, &round)).transpose()?;
         let method = method(settings, budget, n, &round, init_ids)?;
-        let quiet = settings.quiet || !comm.is_root();
         let outcome = run_with_bar(&method, &mut features, budget, settings.seed, &round, &part, quiet)?;
         let Some(sink) = early.sink else {
             return Ok(());
@@ -181,13 +184,19 @@ fn open_early(settings: &SelectSettings, init_path: Option<&Path>, comm: &Comm) 
     Ok(Early { sink, report, names, labeled, excluded, init })
 }
 
+/// This rank's share of the pool, with as many `--names` as samples.
+fn load_named_share(pool: &config::Pool, comm: &Comm, names: Option<&Names>) -> Result<features::Share> {
+    let share = load_share(&pool.features, pool.label_column, comm.rank(), comm.size())?;
+    if let Some(names) = names {
+        names.check_count(share.n)?;
+    }
+    Ok(share)
+}
+
 /// This rank's share of the pool, the round it is in, and the budget.
 fn load_round(settings: &SelectSettings, comm: &Comm, early: &Early) -> Result<(features::Share, Round, usize)> {
-    let share = load_share(&settings.pool.features, settings.pool.label_column, comm.rank(), comm.size())?;
+    let share = load_named_share(&settings.pool, comm, early.names.as_ref())?;
     let n = share.n;
-    if let Some(names) = &early.names {
-        names.check_count(n)?;
-    }
     let round = round(n, early.labeled.as_ref(), early.excluded.as_ref(), early.names.as_ref())?;
     let budget = settings.budget.resolve(n)?;
     Ok((share, round, budget))
@@ -472,11 +481,8 @@ fn load_evaluated(
     names: Option<&Names>,
     lists: &[IdList],
 ) -> Result<(features::Share, Vec<usize>, Option<Vec<i64>>)> {
-    let share = load_share(&settings.pool.features, settings.pool.label_column, comm.rank(), comm.size())?;
+    let share = load_named_share(&settings.pool, comm, names)?;
     let n = share.n;
-    if let Some(names) = names {
-        names.check_count(n)?;
-    }
     let selected = union(lists, n, names)?;
     let labels = match (&settings.labels, &share.pool.label_column) {
         (Some(path), _) => Some(checked_labels(path, load_labels(path)?, n)?),
