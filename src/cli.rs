@@ -307,21 +307,21 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
 fn refuse_other_methods_settings(method: MethodArg, given: &ArgMatches) -> Result<()> {
     let on_command_line = |id: &str| given.value_source(id) == Some(ValueSource::CommandLine);
     let owned = [
-        ("partitions", "--partitions", MethodArg::Facloc, "facloc"),
-        ("core", "--core", MethodArg::Bilaf, "bilaf"),
-        ("clusters", "--clusters", MethodArg::Typiclust, "typiclust"),
-        ("delta", "--delta", MethodArg::Probcover, "probcover"),
-        ("purity_classes", "--purity-classes", MethodArg::Probcover, "probcover"),
+        ("partitions", "--partitions", MethodArg::Facloc),
+        ("core", "--core", MethodArg::Bilaf),
+        ("clusters", "--clusters", MethodArg::Typiclust),
+        ("delta", "--delta", MethodArg::Probcover),
+        ("purity_classes", "--purity-classes", MethodArg::Probcover),
     ];
-    for (id, flag, owner, name) in owned {
+    for (id, flag, owner) in owned {
         if method != owner && on_command_line(id) {
-            return Err(Error::usage(flag, format!("is a setting of --method {name}")));
+            return Err(Error::usage(flag, format!("is a setting of --method {}", method_name(owner))));
         }
     }
     if matches!(method, MethodArg::Activeft | MethodArg::Bilaf) {
         return Ok(());
     }
-    let name = method.to_possible_value().expect("no method is skipped").get_name().to_string();
+    let name = method_name(method);
     match ACTIVEFT_FLAGS.iter().find(|(id, _)| on_command_line(id)) {
         Some((_, flag)) => Err(Error::usage(
             flag,
@@ -329,6 +329,11 @@ fn refuse_other_methods_settings(method: MethodArg, given: &ArgMatches) -> Resul
         )),
         None => Ok(()),
     }
+}
+
+/// A method's name as `--method` spells it.
+fn method_name(method: MethodArg) -> String {
+    method.to_possible_value().expect("no method is skipped").get_name().to_string()
 }
 
 /// ActiveFT's settings, also BiLAF's first stage.
