@@ -81,12 +81,6 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
         let load_seconds = start.elapsed().as_secs_f64();
         let n = share.n;
         let left = round.eligible().len();
-        if budget > left {
-            let taken = n - left;
-            let msg =
-                format!("{budget} is more than the {left} samples left to choose from ({taken} labeled or excluded)");
-            return Err(Error::usage("--budget", msg));
-        }
         let names = early.names.as_ref();
         let init_ids = early.init.as_ref().map(|list| checked_init(list, n, names, &round)).transpose()?;
         let method = method(settings, budget, n, &round, init_ids)?;
@@ -193,12 +187,19 @@ fn load_named_share(pool: &config::Pool, comm: &Comm, names: Option<&Names>) -> 
     Ok(share)
 }
 
-/// This rank's share of the pool, the round it is in, and the budget.
+/// This rank's share of the pool, the round it is in, and the budget, which
+/// must leave enough samples to choose from.
 fn load_round(settings: &SelectSettings, comm: &Comm, early: &Early) -> Result<(features::Share, Round, usize)> {
     let share = load_named_share(&settings.pool, comm, early.names.as_ref())?;
     let n = share.n;
     let round = round(n, early.labeled.as_ref(), early.excluded.as_ref(), early.names.as_ref())?;
     let budget = settings.budget.resolve(n)?;
+    let left = round.eligible().len();
+    if budget > left {
+        let taken = n - left;
+        let msg = format!("{budget} is more than the {left} samples left to choose from ({taken} labeled or excluded)");
+        return Err(Error::usage("--budget", msg));
+    }
     Ok((share, round, budget))
 }
 
