@@ -80,7 +80,7 @@ fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
         let part = Part { comm, first: share.first, rows: features.nrows(), n: share.n };
         let load_seconds = start.elapsed().as_secs_f64();
         let n = share.n;
-        let left = round.eligible().len();
+        let left = round.left();
         let names = early.names.as_ref();
         let init_ids = early.init.as_ref().map(|list| checked_init(list, n, names, &round)).transpose()?;
         let method = method(settings, budget, n, &round, init_ids)?;
@@ -194,7 +194,7 @@ fn load_round(settings: &SelectSettings, comm: &Comm, early: &Early) -> Result<(
     let n = share.n;
     let round = round(n, early.labeled.as_ref(), early.excluded.as_ref(), early.names.as_ref())?;
     let budget = settings.budget.resolve(n)?;
-    let left = round.eligible().len();
+    let left = round.left();
     if budget > left {
         let taken = n - left;
         let msg = format!("{budget} is more than the {left} samples left to choose from ({taken} labeled or excluded)");

@@ -88,6 +88,11 @@ impl Round {
     pub fn eligible(&self) -> Vec<usize> {
         (0..self.taken.len()).filter(|&i| !self.taken[i]).collect()
     }
+
+    /// How many samples may be picked.
+    pub fn left(&self) -> usize {
+        self.taken.iter().filter(|&&taken| !taken).count()
+    }
 }
 
 /// What a run produced.
@@ -193,5 +198,23 @@ impl Outcome {
         let mut selected = picks.clone();
         selected.sort_unstable();
         Outcome { selected, picks, init, losses, optimize_seconds, map_seconds, work, graph: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::round_every;
+
+    #[test]
+    fn left_counts_the_eligible_samples() {
+        for (n, labeled_every, excluded_every) in [(0, 0, 0), (10, 0, 0), (10, 3, 0), (10, 3, 4), (7, 1, 0)] {
+            let round = round_every(n, labeled_every, excluded_every);
+            assert_eq!(round.left(), round.eligible().len(), "n {n}, every {labeled_every}/{excluded_every}");
+        }
+        let mut round = round_every(10, 3, 4);
+        let before = round.left();
+        let free = round.eligible()[0];
+        round.taken[free] = true;
+        assert_eq!(round.left(), before - 1);
     }
 }

@@ -245,7 +245,7 @@ mod tests {
             let f = unit_rows(n, d, &mut rng, grid);
             let cluster_of: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % clusters).collect();
             let round = round_every(n, labeled_every, excluded_every);
-            let left = round.eligible().len();
+            let left = round.left();
             prop_assume!(left > 0);
             let k = ((left as f64 * k_frac) as usize).clamp(1, left);
             prop_assert_eq!(pick(f.view(), &cluster_of, clusters, k, &round), literal(&f, &cluster_of, clusters, k, &round));

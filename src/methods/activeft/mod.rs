@@ -256,7 +256,7 @@ mod tests {
         ) {
             let features = crate::testing::clustered(n, d, clusters, 0.4, grid, seed);
             let round = crate::testing::round_every(n, labeled_every, excluded_every);
-            let left = round.eligible().len();
+            let left = round.left();
             let mut params = ActiveFtParams::new(((left as f64 * budget_frac) as usize).max(1));
             params.iterations = 25;
             params.init = if fps { Init::Fps } else { Init::Random };

@@ -418,7 +418,7 @@ mod tests {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let f = unit_rows(n, d, &mut rng, grid);
             let round = crate::testing::round_every(n, labeled_every, excluded_every);
-            let left = round.eligible().len();
+            let left = round.left();
             prop_assume!(left > 0);
             let k = ((left as f64 * k_frac) as usize).clamp(1, left);
             let run = greedy_listing(f.view(), k, &round, Listing { width, tile, coded }, &mut |_, _| {}).unwrap();
