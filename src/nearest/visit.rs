@@ -103,14 +103,18 @@ pub(super) fn pruned<S: Send>(
     let misses: Vec<usize> = newcomers.iter().filter(|n| n.found.is_none()).map(|n| n.position).collect();
     let mut scanned = pruned.rescan(features, batch, &misses, points).into_iter();
     let mut arrivals: Vec<Vec<(usize, f32)>> = (0..groups.len()).map(|_| Vec::new()).collect();
+    let arriving = newcomers.len();
     for newcomer in newcomers {
         let (point, similarity) = newcomer.found.or_else(|| scanned.next()).expect("one scan per miss");
         arrivals[point].push((batch.id(newcomer.position), similarity));
     }
+    // Few arrivals are added faster than a second thread wakes up.
+    let per_task = if arriving < crate::chunks::SUM { groups.len().max(1) } else { 1 };
     groups
         .into_par_iter()
         .zip(arrivals)
         .enumerate()
+        .with_min_len(per_task)
         .map(|(point, (mut group, arrivals))| {
             for (id, similarity) in arrivals {
                 add(&mut group.sums, point, row(features, id), similarity);
