@@ -17,7 +17,8 @@ pub fn bar(len: u64, phase: &'static str, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}  {elapsed} (eta {eta})")
+    // The bar takes what the terminal's width leaves, so a line never wraps.
+    let style = ProgressStyle::with_template("{prefix} [{wide_bar}] {pos}/{len} {msg}  {elapsed} (eta {eta})")
         .expect("the template is valid")
         .progress_chars("=> ");
     bar.set_style(style);
@@ -39,6 +40,13 @@ pub fn spinner(phase: &'static str, quiet: bool) -> ProgressBar {
     spinner
 }
 
+/// `value` to seven significant digits: a loss near 1 keeps its decimals,
+/// an objective summed over a million samples does not fill the line.
+pub fn figure(value: f64) -> String {
+    let digits = if value.is_finite() && value != 0.0 { value.abs().log10().floor() as i32 + 1 } else { 1 };
+    format!("{value:.*}", (7 - digits).clamp(0, 6) as usize)
+}
+
 /// How often a bar redraws on its own.
 const TICK: std::time::Duration = std::time::Duration::from_millis(120);
 
@@ -54,4 +62,22 @@ pub fn summary(quiet: bool, line: &str) {
 /// Whether progress is for a person: not `--quiet`, and stderr a terminal.
 fn shown(quiet: bool) -> bool {
     !quiet && std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::figure;
+
+    #[test]
+    fn figures_keep_seven_significant_digits() {
+        assert_eq!(figure(2.3663451), "2.366345");
+        assert_eq!(figure(0.0123456789), "0.012346");
+        assert_eq!(figure(-1.5), "-1.500000");
+        assert_eq!(figure(76015.273131), "76015.27");
+        assert_eq!(figure(99999.996), "100000.00");
+        assert_eq!(figure(2_562_334.5), "2562334");
+        assert_eq!(figure(3.0e9), "3000000000");
+        assert_eq!(figure(0.0), "0.000000");
+        assert_eq!(figure(f64::NAN), "NaN");
+    }
 }

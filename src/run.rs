@@ -242,12 +242,14 @@ fn run_with_bar(
     part: &Part,
     quiet: bool,
 ) -> Result<methods::Outcome> {
-    let (steps, before, after) = phases(method, budget);
-    let bar = progress::bar(steps as u64, before, quiet);
-    let outcome = methods::run_part(method, features, budget, seed, round, part, |i, loss| {
-        bar.set_prefix(if i + 1 == steps { after } else { "optimizing" });
-        bar.set_message(format!("loss {loss:.6}"));
-        bar.set_position(i as u64 + 1);
+    let phases = phases(method, budget);
+    let bar = progress::bar(phases.steps as u64, phases.before, quiet);
+    let outcome = methods::run_part(method, features, budget, seed, round, part, |i, value| {
+        // The step without a redraw, then its figure: no frame pairs a
+        // step with another step's figure.
+        bar.update(|state| state.set_pos(i as u64 + 1));
+        bar.set_message(format!("{} {}", phases.measure, progress::figure(value)));
+        bar.set_prefix(if i + 1 == phases.steps { phases.after } else { phases.during });
     })?;
     bar.finish_and_clear();
     if outcome.losses.iter().any(|l| !l.is_finite()) {
@@ -256,20 +258,31 @@ fn run_with_bar(
     Ok(outcome)
 }
 
-/// The progress bar's steps, and the phases that run before the first step
-/// and after the last, so the bar names the long phases around its steps.
-fn phases(method: &Method, budget: usize) -> (usize, &'static str, &'static str) {
-    match method {
+/// What the progress bar shows of a method.
+struct Phases {
+    /// Steps counted: iterations or picks.
+    steps: usize,
+    /// The phases before the first step, between steps and after the last.
+    before: &'static str,
+    during: &'static str,
+    after: &'static str,
+    /// What the value reported at each step measures.
+    measure: &'static str,
+}
+
+fn phases(method: &Method, budget: usize) -> Phases {
+    let (steps, before, during, after, measure) = match method {
         Method::ActiveFt(params) | Method::BiLaf(params) => {
             let before = if params.init == Init::Fps { "fps init" } else { "first scan" };
             let after = if matches!(method, Method::BiLaf(_)) { "boundaries" } else { "mapping" };
-            (params.iterations, before, after)
+            (params.iterations, before, "optimizing", after, "loss")
         }
-        Method::KMeans => (methods::kmeans::MAX_ITERATIONS, "seeding", "mapping"),
-        Method::FacLoc(None) => (budget, "first pick", "optimizing"),
-        Method::FacLoc(Some(_)) => (budget, "partitioning", "optimizing"),
-        _ => (0, "optimizing", "optimizing"),
-    }
+        Method::KMeans => (methods::kmeans::MAX_ITERATIONS, "seeding", "optimizing", "mapping", "distance"),
+        Method::FacLoc(None) => (budget, "first pick", "picking", "picking", "objective"),
+        Method::FacLoc(Some(_)) => (budget, "partitioning", "picking", "picking", "objective"),
+        _ => (0, "selecting", "selecting", "selecting", ""),
+    };
+    Phases { steps, before, during, after, measure }
 }
 
 /// Where the ids went, and the report if there is one, for the summary line.

@@ -359,32 +359,91 @@ fn a_method_refuses_another_methods_settings_and_ignores_their_defaults() {
     }
 }
 
-/// On a terminal (a pseudo-terminal from util-linux `script`, where
-/// installed) the run ends with one summary line on stderr; `--quiet`
+/// What a run of `args` writes to a terminal `columns` wide: a
+/// pseudo-terminal from util-linux `script`, where installed.
+fn on_terminal(args: &str, columns: u16) -> Option<String> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_activeft"));
+    // Without rows the terminal's size is unknown, and bars assume 80 columns.
+    let command = format!("stty rows 24 cols {columns}; {} {args}", bin.display());
+    match StdCommand::new("script").args(["-qec", &command, "/dev/null"]).output() {
+        Ok(out) => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Err(_) => {
+            eprintln!("skipped: util-linux `script` is not installed");
+            None
+        }
+    }
+}
+
+/// On a terminal the run ends with one summary line on stderr; `--quiet`
 /// silences it.
 #[test]
 fn a_terminal_gets_a_summary_line_and_quiet_silences_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("picked.json");
-    let bin = Path::new(env!("CARGO_BIN_EXE_activeft"));
-    let run = |extra: &str| {
-        let command = format!(
-            "{} select --features {} --budget 20 --method fds -o {} {extra}",
-            bin.display(),
-            digits().display(),
-            out.display()
-        );
-        StdCommand::new("script").args(["-qec", &command, "/dev/null"]).output()
+    let args = |extra: &str| {
+        format!("select --features {} --budget 20 --method fds -o {} {extra}", digits().display(), out.display())
     };
-    let Ok(loud) = run("") else {
-        eprintln!("skipped: util-linux `script` is not installed");
-        return;
-    };
-    let text = String::from_utf8_lossy(&loud.stdout);
+    let Some(text) = on_terminal(&args(""), 80) else { return };
     let expected = "activeft: selected 20 of 1797 samples with fds in ";
     let line = text.lines().find(|l| l.contains(expected)).unwrap_or_else(|| panic!("no summary in {text:?}"));
     assert!(line.ends_with(&format!("s; ids to {}", out.display())), "{line}");
-    let quiet = run("--quiet").unwrap();
-    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("activeft: selected"));
+    let quiet = on_terminal(&args("--quiet"), 80).unwrap();
+    assert!(!quiet.contains("activeft: selected"));
     assert_eq!(json(&std::fs::read(&out).unwrap()).as_array().unwrap().len(), 20);
+}
+
+/// Every line of progress fits the terminal (a wrapped line would be
+/// drawn again one row lower), and names what its figure measures.
+#[test]
+fn progress_fits_the_terminal_and_names_its_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("picked.json");
+    let methods = [
+        ("facloc", 200, "picking", "objective"),
+        ("activeft", 20, "optimizing", "loss"),
+        ("kmeans", 20, "optimizing", "distance"),
+    ];
+    for (method, budget, phase, measure) in methods {
+        for columns in [60, 100] {
+            let args = format!(
+                "select --features {} --budget {budget} --method {method} -o {}",
+                digits().display(),
+                out.display()
+            );
+            let Some(text) = on_terminal(&args, columns) else { return };
+            let drawn: Vec<String> = text
+                .split(['\r', '\n'])
+                .map(|l| without_escapes(l).trim_end().to_string())
+                .filter(|l| !l.is_empty() && !l.starts_with("activeft: selected"))
+                .collect();
+            for line in &drawn {
+                assert!(line.chars().count() <= usize::from(columns), "{method}, {columns} columns: {line:?}");
+            }
+            // A step's bar: "picking [==>   ] 8/200 objective 3390.486  0s (eta 3s)".
+            let steps: Vec<&String> = drawn.iter().filter(|l| l.starts_with(&format!("{phase} ["))).collect();
+            assert!(!steps.is_empty(), "{method}: no bar in {text:?}");
+            assert!(steps.iter().all(|l| l.contains(&format!(" {measure} "))), "{method}: {steps:?}");
+        }
+    }
+}
+
+/// `line` without its ANSI escape sequences (colours, cursor moves).
+fn without_escapes(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then one final letter.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
