@@ -36,7 +36,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "PATH", required = true)]
     pub features: Vec<PathBuf>,
 
-    /// The selection to judge (select's output: ids or names, JSON or one per line); repeat to judge a union
+    /// The selection to judge (select's output: ids or names, JSON or one per line; - for stdin); repeat for a union
     #[arg(long, value_name = "PATH", required = true)]
     pub selection: Vec<PathBuf>,
 

@@ -30,12 +30,9 @@ pub fn run(settings: &Settings, comm: &Comm) -> Result<()> {
 }
 
 /// What cannot run across ranks is refused before anything is read.
-fn check_spread(comm: &Comm, features: &[std::path::PathBuf], method: Option<&MethodSettings>) -> Result<()> {
+fn check_spread(comm: &Comm, method: Option<&MethodSettings>) -> Result<()> {
     if comm.size() == 1 {
         return Ok(());
-    }
-    if features.iter().any(|p| p.as_os_str() == "-") {
-        return Err(Error::usage("--features", "standard input (-) cannot be split across MPI ranks"));
     }
     match method {
         Some(MethodSettings::ActiveFt(_)) | None => Ok(()),
@@ -63,9 +60,9 @@ fn feature_inputs(features: &[std::path::PathBuf]) -> Vec<(&'static str, &Path)>
 
 fn select(settings: &SelectSettings, comm: &Comm) -> Result<()> {
     let start = Instant::now();
-    check_spread(comm, &settings.pool.features, Some(&settings.method))?;
+    check_spread(comm, Some(&settings.method))?;
     let init_path = init_path(&settings.method);
-    check_select_paths(settings, init_path)?;
+    check_select_paths(settings, init_path, comm)?;
     let early = comm.agree(open_early(settings, init_path, comm))?;
     let pool = thread_pool(settings.threads)?;
     // Only rank 0 shows progress.
@@ -143,7 +140,7 @@ fn init_path(method: &MethodSettings) -> Option<&Path> {
 }
 
 /// Refuses an output that is also an input, or the other output.
-fn check_select_paths(settings: &SelectSettings, init_path: Option<&Path>) -> Result<()> {
+fn check_select_paths(settings: &SelectSettings, init_path: Option<&Path>, comm: &Comm) -> Result<()> {
     let mut inputs = feature_inputs(&settings.pool.features);
     inputs.extend(init_path.map(|p| ("--init-indices", p)));
     inputs.extend(settings.labeled.as_deref().map(|p| ("--labeled", p)));
@@ -153,7 +150,23 @@ fn check_select_paths(settings: &SelectSettings, init_path: Option<&Path>) -> Re
         .into_iter()
         .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
         .collect();
+    check_stdin(comm, &inputs)?;
     check_distinct(&outputs, &inputs)
+}
+
+/// Standard input (`-`) feeds one input, in one process (under MPI,
+/// ranks do not share it).
+fn check_stdin(comm: &Comm, inputs: &[(&'static str, &Path)]) -> Result<()> {
+    let mut readers = inputs.iter().filter(|(_, p)| p.as_os_str() == "-").map(|&(flag, _)| flag);
+    let Some(first) = readers.next() else { return Ok(()) };
+    if comm.size() > 1 {
+        return Err(Error::usage(first, "standard input (-) cannot be split across MPI ranks"));
+    }
+    match readers.next() {
+        Some(second) if second == first => Err(Error::usage(first, "standard input (-) can be given only once")),
+        Some(second) => Err(Error::usage(second, format!("standard input (-) is already given to {first}"))),
+        None => Ok(()),
+    }
 }
 
 /// What `select` opens before the pool: the outputs, reserved (by rank 0,
@@ -424,11 +437,11 @@ fn display(path: &Path) -> String {
 }
 
 fn evaluate(settings: &EvalSettings, comm: &Comm) -> Result<()> {
-    check_spread(comm, &settings.pool.features, None)?;
+    check_spread(comm, None)?;
     if comm.size() > 1 && settings.plot.is_some() {
         return Err(Error::usage("--plot", "needs the whole pool in one process; run eval --plot without mpirun"));
     }
-    check_eval_paths(settings)?;
+    check_eval_paths(settings, comm)?;
     let has_labels = settings.labels.is_some() || settings.pool.label_column;
     check_limits(&settings.limits, has_labels)?;
     let ready = (|| {
@@ -477,13 +490,14 @@ fn evaluate(settings: &EvalSettings, comm: &Comm) -> Result<()> {
 }
 
 /// Refuses a plot that would overwrite an input.
-fn check_eval_paths(settings: &EvalSettings) -> Result<()> {
+fn check_eval_paths(settings: &EvalSettings, comm: &Comm) -> Result<()> {
     let mut inputs = feature_inputs(&settings.pool.features);
     inputs.extend(settings.selections.iter().map(|p| ("--selection", p.as_path())));
     inputs.extend(settings.labeled.as_deref().map(|p| ("--labeled", p)));
     inputs.extend(settings.names.as_deref().map(|p| ("--names", p)));
     inputs.extend(settings.labels.as_deref().map(|p| ("--labels", p)));
     let plot: Vec<_> = settings.plot.as_deref().map(|p| ("--plot", p)).into_iter().collect();
+    check_stdin(comm, &inputs)?;
     check_distinct(&plot, &inputs)
 }
 

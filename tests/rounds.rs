@@ -371,3 +371,53 @@ fn bilaf_takes_its_core_count_and_refuses_it_elsewhere() {
         &["init.json", "3 sample ids", "has 4 points", "--core"],
     );
 }
+
+/// A list may come from standard input (`-`), as from a pipe: the same
+/// picks and metrics as from a file; a second `-`, or `-` for a list and
+/// the pool, is refused by flag.
+#[test]
+fn lists_may_come_from_standard_input_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = select(&["--budget", "20", "--method", "kmeans"]);
+    let file = write(dir.path(), "r1.json", &String::from_utf8(first.clone()).unwrap());
+    let from_file = select(&["--budget", "20", "--method", "fds", "--labeled", file.to_str().unwrap()]);
+    let piped = activeft()
+        .args(["select", "--quiet", "--budget", "20", "--method", "fds", "--labeled", "-", "--features"])
+        .arg(digits())
+        .write_stdin(first.clone())
+        .assert()
+        .success();
+    assert_eq!(piped.get_output().stdout, from_file);
+
+    let labels = fixture("digits_labels.npy");
+    let judged = |args: &[&str], stdin: Vec<u8>| {
+        let mut cmd = activeft();
+        cmd.args(["eval", "--json", "--labels"]).arg(&labels).args(["--features"]).arg(digits()).args(args);
+        json(&cmd.write_stdin(stdin).assert().success().get_output().stdout)
+    };
+
+    let from_pipe = judged(&["--selection", "-"], first.clone());
+    assert_eq!(from_pipe, judged(&["--selection", file.to_str().unwrap()], Vec::new()));
+    assert_eq!(from_pipe["k"], 20);
+    let labels_piped = activeft()
+        .args(["eval", "--json", "--labels", "-", "--selection"])
+        .arg(&file)
+        .args(["--features"])
+        .arg(digits())
+        .write_stdin(std::fs::read(&labels).unwrap())
+        .assert()
+        .success();
+    assert_eq!(json(&labels_piped.get_output().stdout), from_pipe);
+
+    refused(&["--budget", "5", "--labeled", "-", "--exclude", "-"], &["--exclude", "already given to --labeled"]);
+    let twice = eval(&["--selection", "-", "--selection", "-"]).code(2);
+    assert!(
+        String::from_utf8_lossy(&twice.get_output().stderr)
+            .contains("--selection: standard input (-) can be given only once")
+    );
+    let pool_too = activeft().args(["eval", "--features", "-", "--selection", "-"]).assert().code(2);
+    assert!(
+        String::from_utf8_lossy(&pool_too.get_output().stderr)
+            .contains("--selection: standard input (-) is already given to --features")
+    );
+}

@@ -3,7 +3,8 @@
 //! selection as it is printed.
 //!
 //! A list is a JSON list (numbers are ids, strings are names) or a text
-//! file with one entry per line (ids, or names when `--names` is given).
+//! file with one entry per line (ids, or names when `--names` is given);
+//! `-` reads it from standard input.
 //! Lists are read before the pool and resolved against it once it is
 //! loaded, so a malformed file fails at once.
 
@@ -207,8 +208,15 @@ pub fn selection_bytes(selected: &[usize], names: Option<&Names>, format: Format
     bytes
 }
 
+/// The text of `path`, or of standard input for `-`.
 fn read_text(path: &Path) -> Result<String> {
-    fs::read_to_string(path).map_err(|e| {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        io::Read::read_to_string(&mut io::stdin(), &mut text).map(|_| text)
+    } else {
+        fs::read_to_string(path)
+    };
+    text.map_err(|e| {
         Error::input(
             path,
             match e.kind() {
