@@ -164,6 +164,10 @@ fn what_cannot_run_across_ranks_is_refused_on_every_rank() {
     for (rest, needle) in [
         (vec!["select", "--budget", "10", "--method", "kmeans", "-o", "out.json"], "only activeft"),
         (vec!["select", "--budget", "5000", "-o", "out.json"], "--budget"),
+        (
+            vec!["select", "--budget", "10", "--labeled", "-", "-o", "out.json"],
+            "--labeled: standard input (-) cannot be split",
+        ),
     ] {
         let out = mpirun(2, &[&rest[..1], &with_features(&names, &rest[1..])].concat(), d);
         assert!(!out.status.success());
