@@ -3,7 +3,7 @@
 //! come from the layers that own them, so `--help` shows the values used.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -247,7 +247,7 @@ pub fn parse() -> Parsed {
             let given = matches.subcommand_matches("select").expect("the select subcommand matched");
             select_settings(args, given).map(Settings::Select)
         }
-        Command::Eval(args) => Ok(Settings::Eval(eval_settings(args))),
+        Command::Eval(args) => eval_settings(args).map(Settings::Eval),
     };
     match settings {
         Ok(settings) => Parsed::Run(Box::new(settings)),
@@ -289,8 +289,8 @@ fn select_settings(args: SelectArgs, given: &ArgMatches) -> Result<SelectSetting
         budget: args.budget,
         seed: args.seed,
         threads: args.threads.map(usize::from),
-        output: args.output,
-        report: args.report,
+        output: args.output.filter(|p| !is_stdout(p)),
+        report: not_stdout("--report", args.report, "the selection")?,
         quiet: args.quiet,
         labeled: args.labeled,
         exclude: args.exclude,
@@ -378,21 +378,34 @@ fn method_settings(args: &SelectArgs) -> Result<MethodSettings> {
     })
 }
 
-fn eval_settings(args: EvalArgs) -> EvalSettings {
-    EvalSettings {
+/// `-` as an output is standard output: `-o -` is the default.
+fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// An output that must not go to standard output, which carries `what`.
+fn not_stdout(flag: &'static str, path: Option<PathBuf>, what: &str) -> Result<Option<PathBuf>> {
+    match path {
+        Some(p) if is_stdout(&p) => Err(Error::usage(flag, format!("standard output (-) carries {what}; give a file"))),
+        other => Ok(other),
+    }
+}
+
+fn eval_settings(args: EvalArgs) -> Result<EvalSettings> {
+    Ok(EvalSettings {
         pool: config::Pool { features: args.features, label_column: args.label_column.is_some() },
         selections: args.selection,
         labeled: args.labeled,
         names: args.names,
         labels: args.labels,
         json: args.json,
-        plot: args.plot,
+        plot: not_stdout("--plot", args.plot, "the metrics")?,
         threads: args.threads.map(usize::from),
         limits: (args.min.into_iter().map(|l| (l, true)))
             .chain(args.max.into_iter().map(|l| (l, false)))
             .map(|((metric, value), at_least)| config::Limit { metric, value, at_least })
             .collect(),
-    }
+    })
 }
 
 /// `METRIC=VALUE`, as `--min` and `--max` take it.

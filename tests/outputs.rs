@@ -248,6 +248,33 @@ fn stdout_by_name_and_a_null_device_are_written_in_place() {
     }
 }
 
+/// `-o -` is standard output, as without `-o`; a report or a plot to `-`
+/// would mix with what standard output carries, so it is refused, and no
+/// file named `-` is made.
+#[test]
+fn a_dash_output_is_standard_output_and_a_dash_report_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = binary();
+        cmd.current_dir(dir.path()).args(["select", "--features"]).arg(digits()).args(["--budget", "5"]).args(args);
+        output_within(&mut cmd, 60)
+    };
+    let plain = run(&[]);
+    let dashed = run(&["-o", "-"]);
+    assert_eq!(dashed.status.code(), Some(0), "{}", String::from_utf8_lossy(&dashed.stderr));
+    assert_eq!(dashed.stdout, plain.stdout);
+    let report = run(&["--report", "-"]);
+    assert_eq!(report.status.code(), Some(2));
+    assert!(report.stdout.is_empty());
+    assert!(one_line(&report.stderr).contains("--report: standard output (-) carries the selection"));
+    let mut cmd = binary();
+    cmd.current_dir(dir.path()).args(["eval", "--features"]).arg(digits()).args(["--selection", "-", "--plot", "-"]);
+    let plot = output_within(&mut cmd.stdin(Stdio::null()), 60);
+    assert_eq!(plot.status.code(), Some(2));
+    assert!(one_line(&plot.stderr).contains("--plot: standard output (-) carries the metrics"));
+    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+}
+
 #[test]
 fn a_pool_too_large_for_memory_ends_in_one_line_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
