@@ -269,7 +269,7 @@ fn a_dash_output_is_standard_output_and_a_dash_report_is_refused() {
     assert!(one_line(&report.stderr).contains("--report: standard output (-) carries the selection"));
     let mut cmd = binary();
     cmd.current_dir(dir.path()).args(["eval", "--features"]).arg(digits()).args(["--selection", "-", "--plot", "-"]);
-    let plot = output_within(&mut cmd.stdin(Stdio::null()), 60);
+    let plot = output_within(cmd.stdin(Stdio::null()), 60);
     assert_eq!(plot.status.code(), Some(2));
     assert!(one_line(&plot.stderr).contains("--plot: standard output (-) carries the metrics"));
     assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
