@@ -139,7 +139,8 @@ fn init_path(method: &MethodSettings) -> Option<&Path> {
     }
 }
 
-/// Refuses an output that is also an input, or the other output.
+/// Refuses standard input given to two inputs, and an output that is also
+/// an input or the other output.
 fn check_select_paths(settings: &SelectSettings, init_path: Option<&Path>, comm: &Comm) -> Result<()> {
     let mut inputs = feature_inputs(&settings.pool.features);
     inputs.extend(init_path.map(|p| ("--init-indices", p)));
@@ -489,7 +490,8 @@ fn evaluate(settings: &EvalSettings, comm: &Comm) -> Result<()> {
     })
 }
 
-/// Refuses a plot that would overwrite an input.
+/// Refuses standard input given to two inputs, and a plot that would
+/// overwrite an input.
 fn check_eval_paths(settings: &EvalSettings, comm: &Comm) -> Result<()> {
     let mut inputs = feature_inputs(&settings.pool.features);
     inputs.extend(settings.selections.iter().map(|p| ("--selection", p.as_path())));
