@@ -5,11 +5,12 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A bar of `len` steps, starting in `phase`, hidden with `--quiet` or
-/// when stderr is not a terminal, so pipes and logs stay clean. With no
-/// steps to count (a method without iterations), a spinner with the time
-/// so far. Both tick on their own, so a long phase between steps still
-/// shows time passing.
-pub fn bar(len: u64, phase: &'static str, quiet: bool) -> ProgressBar {
+/// when stderr is not a terminal, so pipes and logs stay clean; `eta`:
+/// the steps take about equal time, so the time left can be estimated.
+/// With no steps to count (a method without iterations), a spinner with
+/// the time so far. Both tick on their own, so a long phase between steps
+/// still shows time passing.
+pub fn bar(len: u64, phase: &'static str, eta: bool, quiet: bool) -> ProgressBar {
     if len == 0 {
         return spinner("selecting", quiet);
     }
@@ -18,9 +19,12 @@ pub fn bar(len: u64, phase: &'static str, quiet: bool) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     // The bar takes what the terminal's width leaves, so a line never wraps.
-    let style = ProgressStyle::with_template("{prefix} [{wide_bar}] {pos}/{len} {msg}  {elapsed} (eta {eta})")
-        .expect("the template is valid")
-        .progress_chars("=> ");
+    let template = if eta {
+        "{prefix} [{wide_bar}] {pos}/{len} {msg}  {elapsed} (eta {eta})"
+    } else {
+        "{prefix} [{wide_bar}] {pos}/{len} {msg}  {elapsed}"
+    };
+    let style = ProgressStyle::with_template(template).expect("the template is valid").progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(phase);
     bar.enable_steady_tick(TICK);

@@ -257,7 +257,7 @@ fn run_with_bar(
     quiet: bool,
 ) -> Result<methods::Outcome> {
     let phases = phases(method, budget);
-    let bar = progress::bar(phases.steps as u64, phases.before, quiet);
+    let bar = progress::bar(phases.steps as u64, phases.before, phases.even, quiet);
     let outcome = methods::run_part(method, features, budget, seed, round, part, |i, value| {
         // The step without a redraw, then its figure: no frame pairs a
         // step with another step's figure.
@@ -282,6 +282,10 @@ struct Phases {
     after: &'static str,
     /// What the value reported at each step measures.
     measure: &'static str,
+    /// Whether steps take about equal time (not facloc's picks: the first
+    /// ones cost most of the run), so that an estimate of the time left
+    /// means something.
+    even: bool,
 }
 
 fn phases(method: &Method, budget: usize) -> Phases {
@@ -296,7 +300,7 @@ fn phases(method: &Method, budget: usize) -> Phases {
         Method::FacLoc(Some(_)) => (budget, "partitioning", "picking", "picking", "objective"),
         _ => (0, "selecting", "selecting", "selecting", ""),
     };
-    Phases { steps, before, during, after, measure }
+    Phases { steps, before, during, after, measure, even: !matches!(method, Method::FacLoc(_)) }
 }
 
 /// Where the ids went, and the report if there is one, for the summary line.
