@@ -75,6 +75,10 @@ pub struct EvalArgs {
     /// Worker threads; the output does not depend on it [default: all cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+
+    /// No progress
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -401,6 +405,7 @@ fn eval_settings(args: EvalArgs) -> Result<EvalSettings> {
         json: args.json,
         plot: not_stdout("--plot", args.plot, "the metrics")?,
         threads: args.threads.map(usize::from),
+        quiet: args.quiet,
         limits: (args.min.into_iter().map(|l| (l, true)))
             .chain(args.max.into_iter().map(|l| (l, false)))
             .map(|((metric, value), at_least)| config::Limit { metric, value, at_least })

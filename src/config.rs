@@ -132,6 +132,8 @@ pub struct EvalSettings {
     pub json: bool,
     pub plot: Option<PathBuf>,
     pub threads: Option<usize>,
+    /// No progress on stderr.
+    pub quiet: bool,
     /// Bounds the metrics must meet (exit 3 otherwise).
     pub limits: Vec<Limit>,
 }

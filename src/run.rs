@@ -462,8 +462,12 @@ fn evaluate(settings: &EvalSettings, comm: &Comm) -> Result<()> {
     })();
     let (plot_file, names, lists) = comm.agree(ready)?;
     let pool = thread_pool(settings.threads)?;
+    let quiet = settings.quiet || !comm.is_root();
     pool.install(|| {
-        let (share, selected, labels) = comm.agree(load_evaluated(settings, comm, names.as_ref(), &lists))?;
+        let loading = progress::spinner("loading", quiet);
+        let loaded = load_evaluated(settings, comm, names.as_ref(), &lists);
+        loading.finish_and_clear();
+        let (share, selected, labels) = comm.agree(loaded)?;
         let part = Part { comm, first: share.first, rows: share.pool.features.nrows(), n: share.n };
         // A label column arrives in pieces, one per rank.
         let labels = match (&settings.labels, labels) {
@@ -474,7 +478,9 @@ fn evaluate(settings: &EvalSettings, comm: &Comm) -> Result<()> {
             (_, labels) => labels,
         };
         let features = share.pool.features.view();
+        let evaluating = progress::spinner("evaluating", quiet);
         let metrics = eval::evaluate_part(features, &part, &selected, labels.as_deref());
+        evaluating.finish_and_clear();
         if !comm.is_root() {
             return Ok(());
         }

@@ -392,6 +392,26 @@ fn a_terminal_gets_a_summary_line_and_quiet_silences_it() {
     assert_eq!(json(&std::fs::read(&out).unwrap()).as_array().unwrap().len(), 20);
 }
 
+/// `eval` shows its phases on a terminal too (at ImageNet scale it runs
+/// for a minute or more), and `--quiet` silences them.
+#[test]
+fn eval_shows_its_phases_on_a_terminal_unless_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let selection = dir.path().join("sel.json");
+    std::fs::write(&selection, "[1, 50, 700, 1200]").unwrap();
+    let labels = fixture("digits_labels.npy");
+    let args = |extra: &str| {
+        let (d, l, s) = (digits(), &labels, &selection);
+        format!("eval --features {} --labels {} --selection {} {extra}", d.display(), l.display(), s.display())
+    };
+    let Some(loud) = on_terminal(&args(""), 80) else { return };
+    assert!(loud.contains("evaluating"), "{loud:?}");
+    assert!(loud.contains("coverage mean"), "{loud:?}");
+    let quiet = on_terminal(&args("--quiet"), 80).unwrap();
+    assert!(!quiet.contains("loading") && !quiet.contains("evaluating"), "{quiet:?}");
+    assert!(quiet.contains("coverage mean"), "{quiet:?}");
+}
+
 /// Every line of progress fits the terminal (a wrapped line would be
 /// drawn again one row lower), and names what its figure measures.
 #[test]
