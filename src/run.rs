@@ -16,7 +16,7 @@ use crate::io::ids::{IdList, Names, selection_bytes};
 use crate::io::npy::load_labels;
 use crate::io::output::{Output, check_distinct};
 use crate::io::report::{Report, ReportParams, Seconds};
-use crate::io::source::Provenance;
+use crate::io::source::{Provenance, is_stdin};
 use crate::methods::activeft::{Init, Scheduler};
 use crate::methods::{self, Method, Round};
 use crate::progress;
@@ -158,7 +158,7 @@ fn check_select_paths(settings: &SelectSettings, init_path: Option<&Path>, comm:
 /// Standard input (`-`) feeds one input, in one process (under MPI,
 /// ranks do not share it).
 fn check_stdin(comm: &Comm, inputs: &[(&'static str, &Path)]) -> Result<()> {
-    let mut readers = inputs.iter().filter(|(_, p)| p.as_os_str() == "-").map(|&(flag, _)| flag);
+    let mut readers = inputs.iter().filter(|(_, p)| is_stdin(p)).map(|&(flag, _)| flag);
     let Some(first) = readers.next() else { return Ok(()) };
     if comm.size() > 1 {
         return Err(Error::usage(first, "standard input (-) cannot be split across MPI ranks"));

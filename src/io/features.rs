@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 
 use super::npy::{Dtype, Header, float_dtype, read_header, shape_text};
-use super::source::{CHUNK_BYTES, Data, Provenance, Source, reason};
+use super::source::{CHUNK_BYTES, Data, Provenance, Source, is_stdin, reason};
 use crate::error::{Error, Result, reserved};
 
 /// The longest header accepted from a stream, whose length is unknown.
@@ -109,7 +109,7 @@ pub struct Share {
 /// it starts in; a rank may get none), else an even share of the rows,
 /// which may split an input. Only those rows are read.
 pub fn load_share(paths: &[PathBuf], drop_last_column: bool, rank: usize, ranks: usize) -> Result<Share> {
-    if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+    if paths.iter().filter(|p| is_stdin(p)).count() > 1 {
         return Err(Error::usage("--features", "standard input (-) can be given only once"));
     }
     let mut shards = paths.iter().map(|p| Shard::open(p)).collect::<Result<Vec<_>>>()?;

@@ -9,10 +9,10 @@
 //! loaded, so a malformed file fails at once.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::source::read_whole;
 use crate::error::{Error, Result};
 
 /// One entry of a list, and where it stands in its file (for messages).
@@ -210,12 +210,8 @@ pub fn selection_bytes(selected: &[usize], names: Option<&Names>, format: Format
 
 /// The text of `path`, or of standard input for `-`.
 fn read_text(path: &Path) -> Result<String> {
-    let text = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        io::Read::read_to_string(&mut io::stdin(), &mut text).map(|_| text)
-    } else {
-        fs::read_to_string(path)
-    };
+    let text = read_whole(path)
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidData)));
     text.map_err(|e| {
         Error::input(
             path,
@@ -236,7 +232,7 @@ mod tests {
 
     fn file(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
         let path = dir.join(name);
-        fs::write(&path, text).unwrap();
+        std::fs::write(&path, text).unwrap();
         path
     }
 

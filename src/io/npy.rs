@@ -130,13 +130,7 @@ pub fn load_labels(path: &Path) -> Result<Vec<i64>> {
     if path.is_dir() {
         return Err(Error::input(path, "is a directory, not an .npy file"));
     }
-    let bytes = if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
-    } else {
-        std::fs::read(path)
-    };
-    let bytes = bytes.map_err(|e| Error::input(path, super::source::reason(&e)))?;
+    let bytes = super::source::read_whole(path).map_err(|e| Error::input(path, super::source::reason(&e)))?;
     let header = read_header(path, &mut &bytes[..], bytes.len() as u64)?;
     let bad = |msg: String| Error::input(path, msg);
     let n = match header.shape[..] {

@@ -14,6 +14,22 @@ use crate::error::{Error, Result};
 /// Bytes per read; large enough to amortise system calls and hashing.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
+/// Whether `path` names standard input: `-`.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Every byte of a small input read whole (a list, labels): the file, or
+/// standard input for `-`.
+pub fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    if is_stdin(path) {
+        let mut bytes = Vec::new();
+        io::stdin().read_to_end(&mut bytes).map(|_| bytes)
+    } else {
+        std::fs::read(path)
+    }
+}
+
 /// One opened source of an array.
 pub struct Source {
     /// As given on the command line, for messages.
@@ -57,8 +73,7 @@ pub struct Provenance {
 impl Source {
     /// Opens `spec`: `-`, `x.npz`, `x.npz:key`, or a `.npy` file.
     pub fn open(spec: &Path) -> Result<Source> {
-        let text = spec.to_string_lossy();
-        let kind = if text == "-" {
+        let kind = if is_stdin(spec) {
             Kind::Stdin(BufReader::with_capacity(CHUNK_BYTES, io::stdin()))
         } else if let Some((archive, key)) = npz_spec(spec) {
             open_npz(spec, &archive, key)?
